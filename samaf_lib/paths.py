@@ -1,0 +1,44 @@
+"""One place that knows where the project lives.
+
+Kernels start in different folders (JupyterLab opens in ``notebooks/``, papermill and nbval in whatever the
+caller's cwd is, DVC in the repository root), so every path in the study is built from :func:`project_root`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_MARKERS = ("dvc.yaml", "params.yaml")
+
+
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """Return the study's root folder.
+
+    ``$SAMAF_ROOT`` wins when set. Otherwise the first folder, from ``start`` (default: the current directory)
+    upwards, that holds ``dvc.yaml`` or ``params.yaml``. Falls back to the folder above this package.
+    """
+    env = os.environ.get("SAMAF_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if any((folder / m).exists() for m in _MARKERS):
+            return folder
+    return Path(__file__).resolve().parent.parent
+
+
+def data_dir(root: str | os.PathLike | None = None) -> Path:
+    """``<root>/data``: everything the pipeline generates."""
+    return Path(root) if root is not None else project_root() / "data"
+
+
+def reports_dir() -> Path:
+    """``<root>/reports``: metrics, tables, figures and executed notebooks."""
+    return project_root() / "reports"
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """Resolve a path from ``params.yaml`` (relative to the project root) to an absolute path."""
+    p = Path(path)
+    return p if p.is_absolute() else project_root() / p

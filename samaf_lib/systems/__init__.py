@@ -1,0 +1,33 @@
+"""The four systems of the study behind one interface: ``get(name, **params)``."""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import NO_MATCH, Fingerprinter, Match
+
+#: System name -> module under ``samaf_lib.systems``; each module exposes its class as ``SYSTEM``.
+SYSTEMS = ("samaf", "dejavu", "rafs", "panako")
+
+
+def system_class(name: str) -> type:
+    """The class implementing system ``name``."""
+    if name not in SYSTEMS:
+        raise KeyError(f"unknown system {name!r}; choose one of {', '.join(SYSTEMS)}")
+    return importlib.import_module(f"{__name__}.{name}").SYSTEM
+
+
+def get(name: str, **params) -> Fingerprinter:
+    """A new, empty system ``name`` with its STUDY §5 defaults, overridden by ``params``.
+
+    Unknown parameter names raise ``TypeError`` naming the key.
+    """
+    return system_class(name)(**params)
+
+
+def load(name: str, path) -> Fingerprinter:
+    """Open a database of system ``name`` saved at ``path``."""
+    return system_class(name).load(path)
+
+
+__all__ = ["Fingerprinter", "Match", "NO_MATCH", "SYSTEMS", "get", "load", "system_class"]
