@@ -1,0 +1,129 @@
+"""Training "similar sets" for the autoencoder (STUDY §2): one clean 1-s segment of a training utterance plus
+K - 1 distorted copies of it, each also shifted by up to ``max_shift_s`` so that off-grid queries still match.
+
+A copy is made from a context excerpt around the segment (so reverb and echo have a past), distorted, and cut
+back to the segment; for a time-scale change (``speed``, ``tempo`` with factor f) the segment's start moves to
+``t / f`` inside the distorted excerpt.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .audio import load_audio
+from .features import MFCCConfig, mfcc
+from .io import write_npz
+
+CONTEXT_S = 0.5
+_TIME_SCALING = {"speed", "tempo"}
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """One planned cluster: the source utterance, the clean segment start and the copies' recipes."""
+
+    utterance_id: str
+    start_s: float
+    copies: tuple  # of (distortion, level, shift_s, seed)
+
+
+def plan_clusters(meta: pd.DataFrame, split: str, n_clusters: int, cluster_size: int, max_shift_s: float,
+                  conditions: list[tuple[str, object]], seed: int, window_s: float = 1.0) -> list[ClusterSpec]:
+    """Draw ``n_clusters`` clusters from utterances of ``split`` (seeded; independent of processing order)."""
+    if cluster_size < 2:
+        raise ValueError(f"clusters.cluster_size must be >= 2 (one clean + copies), got {cluster_size}")
+    if n_clusters < 1:
+        raise ValueError(f"clusters.n_clusters must be >= 1, got {n_clusters}")
+    if not 0 <= max_shift_s < window_s:
+        raise ValueError(f"clusters.max_shift_s must be in [0, {window_s}), got {max_shift_s}")
+    pool = meta[(meta["split"] == split) & (meta["duration_s"] >= window_s + 2 * max_shift_s)]
+    if pool.empty:
+        raise ValueError(f"no '{split}' utterances long enough to cut training clusters from")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 104729, len(split)]))
+    specs = []
+    for _ in range(n_clusters):
+        u = pool.iloc[int(rng.integers(len(pool)))]
+        start = float(rng.uniform(max_shift_s, float(u["duration_s"]) - window_s - max_shift_s))
+        copies = []
+        for _k in range(cluster_size - 1):
+            name, level = conditions[int(rng.integers(len(conditions)))]
+            shift = float(rng.uniform(-max_shift_s, max_shift_s))
+            copies.append((name, level, shift, int(rng.integers(0, 2**31 - 1))))
+        specs.append(ClusterSpec(str(u["utterance_id"]), round(start, 4), tuple(copies)))
+    return specs
+
+
+def _member(audio: np.ndarray, sr: int, start_s: float, name: str, level, shift_s: float, seed: int,
+            window_s: float = 1.0) -> np.ndarray:
+    """One distorted, shifted 1-s copy of the segment at ``start_s`` (float32, exactly ``window_s * sr``)."""
+    from .distortions import distort
+
+    n = int(round(window_s * sr))
+    s = start_s + shift_s
+    ctx0 = max(0.0, s - CONTEXT_S)
+    ctx1 = min(len(audio) / sr, s + window_s + CONTEXT_S)
+    excerpt = audio[int(round(ctx0 * sr)): int(round(ctx1 * sr))]
+    out = distort(excerpt, sr, name, level, seed)
+    rel = s - ctx0
+    if name in _TIME_SCALING:
+        rel = rel / float(level)
+    a = int(round(rel * sr))
+    seg = out[a: a + n]
+    if seg.size < n:
+        seg = np.pad(seg, (0, n - seg.size))
+    return seg.astype(np.float32)
+
+
+def _cluster_features(args) -> np.ndarray:
+    spec, audio, sr, cfg = args
+    n = int(round(cfg.window_s * sr))
+    a = int(round(spec.start_s * sr))
+    members = [audio[a: a + n]]
+    for name, level, shift, seed in spec.copies:
+        members.append(_member(audio, sr, spec.start_s, name, level, shift, seed, cfg.window_s))
+    return np.concatenate([mfcc(m, sr, hop_s=1.0, cfg=cfg, name=spec.utterance_id) for m in members])
+
+
+def build_clusters(specs: list[ClusterSpec], meta: pd.DataFrame, corpus_dir: str | os.PathLike, sr: int,
+                   cfg: MFCCConfig = MFCCConfig(), jobs: int = 1, progress: bool = True) -> np.ndarray:
+    """MFCC windows of every cluster member.
+
+    Returns
+    -------
+    np.ndarray, float32, shape (n_clusters, cluster_size, 100, 13)
+        Raw (not standardised) MFCCs; member 0 is the clean segment.
+    """
+    paths = dict(zip(meta["utterance_id"], meta["path"]))
+    audio = {u: load_audio(os.path.join(corpus_dir, paths[u]), sr) for u in sorted({s.utterance_id for s in specs})}
+    work = [(s, audio[s.utterance_id], sr, cfg) for s in specs]
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as ex:
+            feats = list(tqdm(ex.map(_cluster_features, work, chunksize=16), total=len(work),
+                              disable=not progress, desc="clusters"))
+    else:
+        feats = [_cluster_features(w) for w in tqdm(work, disable=not progress, desc="clusters")]
+    return np.stack(feats).astype(np.float32)
+
+
+def save_clusters(path: str | os.PathLike, X: np.ndarray, specs: list[ClusterSpec]) -> None:
+    """``X`` plus each cluster's source and recipe, atomically, in one ``.npz``."""
+    recipes = np.array([";".join(f"{n}:{lv}:{sh:+.3f}" for n, lv, sh, _ in s.copies) for s in specs])
+    write_npz(path, X=X, utterance_id=np.array([s.utterance_id for s in specs]),
+              start_s=np.array([s.start_s for s in specs]), recipe=recipes)
+
+
+def load_clusters(path: str | os.PathLike) -> np.ndarray:
+    """The ``X`` array of a clusters file, checked: 4-D, finite."""
+    with np.load(path) as z:
+        X = z["X"]
+    if X.ndim != 4:
+        raise ValueError(f"{path}: expected clusters shaped (n, K, frames, n_mfcc), got {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError(f"{path}: holds NaN or infinite features; rebuild it with `dvc repro data`")
+    return X.astype(np.float32)

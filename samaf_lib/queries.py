@@ -1,0 +1,162 @@
+"""The shared query set of the protocol (STUDY §6): one manifest and one folder of distorted excerpts that every
+system answers.
+
+Each condition is a (distortion, level) pair plus ``("clean", "-")``. For every condition and query length L,
+``per_condition`` positives are cut from reference (``test``) utterances and ``per_condition`` negatives from
+utterances that are never indexed (``unseen``; ``val`` for the calibration set). Excerpts start at random offsets
+kept away from the reference window grid, are cut first and distorted after, so a tempo or speed change makes the
+query shorter than L (a 1-s query at ``speed 1.1`` lasts 0.91 s and is legitimately "too short" for SAMAF).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .audio import load_audio, write_audio
+from .io import write_csv
+
+#: Columns of ``queries.csv``.
+MANIFEST_COLUMNS = ["query_id", "set", "utterance_id", "speaker_id", "ref_id", "positive", "offset_s",
+                    "length_s", "distortion", "level", "seed", "path"]
+CLEAN = ("clean", "-")
+
+
+def parse_lengths(lengths: str | list) -> list[float]:
+    """``"1,2,3,5"`` (or a list) -> ``[1.0, 2.0, 3.0, 5.0]``; every length must be positive."""
+    vals = [float(x) for x in (lengths.split(",") if isinstance(lengths, str) else lengths)]
+    if not vals or any(v <= 0 for v in vals):
+        raise ValueError(f"queries.lengths: expected positive seconds like '1,2,3,5', got {lengths!r}")
+    return vals
+
+
+def off_grid_offset(rng: np.random.Generator, max_offset: float, grid_s: float = 0.5,
+                    min_gap_s: float = 0.05) -> float:
+    """A random offset in ``[0, max_offset]`` at least ``min_gap_s`` away from every multiple of ``grid_s``."""
+    if max_offset <= 0:
+        return 0.0
+    for _ in range(100):
+        off = float(rng.uniform(0.0, max_offset))
+        r = off % grid_s
+        if min_gap_s <= r <= grid_s - min_gap_s:
+            return round(off, 4)
+    return round(off, 4)
+
+
+def plan_queries(meta: pd.DataFrame, conditions: list[tuple[str, object]], lengths: list[float],
+                 per_condition: int, seed: int, query_set: str = "test") -> pd.DataFrame:
+    """Decide every query (source, offset, length, condition) without touching audio.
+
+    Parameters
+    ----------
+    meta : DataFrame
+        Corpus metadata (``utterance_id, speaker_id, split, duration_s, ...``).
+    conditions : list of (name, level)
+        Distortion conditions; ``("clean", "-")`` is added when missing.
+    lengths : list of float
+        Query lengths in seconds.
+    per_condition : int
+        Positives per (condition, length); as many negatives.
+    seed : int
+        Seed of the plan. The calibration set uses the same function with ``query_set="calib"``, which draws from
+        an independent stream (other offsets, other seeds) and takes its negatives from ``val``.
+    query_set : {"test", "calib"}
+
+    Returns
+    -------
+    DataFrame with :data:`MANIFEST_COLUMNS` (``path`` relative to the query folder).
+    """
+    if per_condition < 1:
+        raise ValueError(f"queries.per_condition must be >= 1, got {per_condition}")
+    if query_set not in ("test", "calib"):
+        raise ValueError(f"query_set must be 'test' or 'calib', got {query_set!r}")
+    conds = [CLEAN] + [c for c in conditions if c != CLEAN]
+    pos_pool = meta[meta["split"] == "test"].reset_index(drop=True)
+    neg_pool = meta[meta["split"] == ("unseen" if query_set == "test" else "val")].reset_index(drop=True)
+    for name, pool in (("test", pos_pool), ("unseen" if query_set == "test" else "val", neg_pool)):
+        if pool.empty:
+            raise ValueError(f"no '{name}' utterances to draw {query_set} queries from; "
+                             "check data.frac_* in params.yaml")
+    stream = 0 if query_set == "test" else 1
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7919, stream]))
+    rows = []
+    for name, level in conds:
+        for length in lengths:
+            for positive, pool in ((1, pos_pool), (0, neg_pool)):
+                picks = rng.permutation(np.resize(np.arange(len(pool)), max(per_condition, len(pool))))
+                for i in range(per_condition):
+                    u = pool.iloc[int(picks[i])]
+                    max_off = float(u["duration_s"]) - length
+                    if max_off < 0:  # utterance shorter than the query: take it whole
+                        max_off = 0.0
+                    off = off_grid_offset(rng, max_off)
+                    qid = f"{query_set}-{name}-{level}-{length:g}s-{'pos' if positive else 'neg'}-{i:03d}"
+                    rows.append({
+                        "query_id": qid, "set": query_set, "utterance_id": u["utterance_id"],
+                        "speaker_id": u["speaker_id"], "ref_id": u["utterance_id"] if positive else "",
+                        "positive": positive, "offset_s": off, "length_s": float(length), "distortion": name,
+                        "level": str(level), "seed": int(rng.integers(0, 2**31 - 1)),
+                        "path": f"{query_set}/{qid}.wav",
+                    })
+    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+
+
+def _level_value(level: str):
+    try:
+        f = float(level)
+        return int(f) if f.is_integer() and "." not in level else f
+    except ValueError:
+        return level
+
+
+def render_queries(plan: pd.DataFrame, corpus_dir: str | os.PathLike, meta: pd.DataFrame,
+                   out_dir: str | os.PathLike, sr: int = 16000, progress: bool = True) -> pd.DataFrame:
+    """Cut, distort and write every planned query; returns the manifest of what was written.
+
+    Files that already exist are kept (a re-run after an interruption finishes the set). A query whose
+    distortion fails is dropped from the manifest and reported in the returned frame's ``attrs["rejected"]``.
+    """
+    from .distortions import distort
+
+    out_dir = Path(out_dir)
+    paths = dict(zip(meta["utterance_id"], meta["path"]))
+    cache: dict[str, np.ndarray] = {}
+    kept, rejected = [], []
+    for row in tqdm(plan.itertuples(index=False), total=len(plan), disable=not progress, desc="queries"):
+        target = out_dir / row.path
+        if not target.exists():
+            if row.utterance_id not in cache:
+                cache[row.utterance_id] = load_audio(Path(corpus_dir) / paths[row.utterance_id], sr)
+            audio = cache[row.utterance_id]
+            a, b = int(round(row.offset_s * sr)), int(round((row.offset_s + row.length_s) * sr))
+            excerpt = audio[a:b]
+            try:
+                if row.distortion != "clean":
+                    excerpt = distort(excerpt, sr, row.distortion, _level_value(row.level), int(row.seed))
+            except Exception as e:  # recorded, never half-written
+                rejected.append({"path": str(target), "reason": f"{row.distortion} {row.level}: {e}"})
+                continue
+            write_audio(target, excerpt, sr)
+        kept.append(row._asdict())
+    out = pd.DataFrame(kept, columns=MANIFEST_COLUMNS)
+    out.attrs["rejected"] = pd.DataFrame(rejected, columns=["path", "reason"])
+    return out
+
+
+def write_manifest(path: str | os.PathLike, manifest: pd.DataFrame) -> None:
+    """Write ``queries.csv`` atomically."""
+    write_csv(path, manifest)
+
+
+def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    """Read ``queries.csv`` with the right dtypes (``ref_id`` empty -> NaN for negatives)."""
+    df = pd.read_csv(path, dtype={"query_id": str, "utterance_id": str, "speaker_id": str, "ref_id": str,
+                                  "level": str, "distortion": str, "set": str, "path": str})
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: not a query manifest, missing columns {missing}")
+    return df
