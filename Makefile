@@ -1,0 +1,43 @@
+# The study's commands. `make repro` runs the pipeline, `make test` the whole test suite; both set up .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: setup repro smoke test test-unit test-notebooks lab bench strip clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[notebooks,pipeline,test]'
+	@touch $(STAMP)
+
+## the whole pipeline with params.yaml on the embedded corpus
+repro: $(STAMP)
+	$(BIN)/dvc repro
+
+## the whole test suite: unit tests, notebooks under nbval, a smoke `dvc repro`
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests -m "not slow"
+
+## JupyterLab with the project's kernel
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+## speed and memory benchmarks (results to reports/bench.json)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+## strip notebook outputs on disk (run before committing a notebook)
+strip: $(STAMP)
+	$(BIN)/nbstripout notebooks/*.ipynb
+
+clean-venv:
+	rm -rf $(VENV)
