@@ -1,0 +1,89 @@
+"""The notebooks under nbval and a smoke `dvc repro` of the whole pipeline, each in a temporary copy of the study
+(tests never write into the checkout's data/ or reports/)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow
+
+
+def _copy_study(dest: Path) -> Path:
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        src = ROOT / f
+        if src.is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / f)
+    shutil.copy2(ROOT / "tests" / "smoke_params.yaml", dest / "params.yaml")
+    return dest
+
+
+def _env(root: Path) -> dict:
+    env = dict(os.environ, SAMAF_ROOT=str(root), PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.setdefault("OMP_NUM_THREADS", "2")
+    return env
+
+
+def _keys(d: dict, prefix: str = "") -> set[str]:
+    out = set()
+    for k, v in d.items():
+        out |= _keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}"}
+    return out
+
+
+def test_smoke_profile_has_every_param():
+    full = yaml.safe_load((ROOT / "params.yaml").read_text())
+    smoke = yaml.safe_load((ROOT / "tests" / "smoke_params.yaml").read_text())
+    assert _keys(full) == _keys(smoke)
+
+
+def test_notebooks_are_stripped():
+    import json
+
+    for nb in NOTEBOOKS:
+        cells = json.loads(nb.read_text())["cells"]
+        dirty = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or
+                                                                                  c.get("execution_count"))]
+        assert not dirty, f"{nb.name}: cells {dirty} carry outputs; run `make strip` before committing"
+
+
+@pytest.fixture(scope="module")
+def nb_root(tmp_path_factory) -> Path:
+    return _copy_study(tmp_path_factory.mktemp("nbval"))
+
+
+@pytest.mark.parametrize("notebook", [p.name for p in NOTEBOOKS])
+def test_notebook_runs_under_nbval(nb_root, notebook):
+    """Each notebook, in pipeline order, on its smoke defaults (the parameters cell)."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
+                           "-o", "addopts=", f"notebooks/{notebook}"], cwd=nb_root, env=_env(nb_root),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+
+
+def test_smoke_dvc_repro(tmp_path):
+    """The whole pipeline on the smoke profile; a second `dvc repro` has nothing to do."""
+    root = _copy_study(tmp_path)
+    env = _env(root)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    first = subprocess.run([str(BIN / "dvc"), "repro"], cwd=root, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
+    meta = (root / "data" / "corpus" / "metadata.csv").read_text().splitlines()
+    assert meta[0].startswith("utterance_id") and len(meta) > 1
+    assert (root / "data" / "queries" / "queries.csv").exists()
+    assert (root / "data" / "clusters" / "train.npz").exists()
+    second = subprocess.run([str(BIN / "dvc"), "repro"], cwd=root, env=env, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Running stage" not in second.stdout, second.stdout
