@@ -1,0 +1,644 @@
+"""Panako, the 2014 design (Six & Leman, ISMIR 2014), written for this study from the paper's description.
+
+Panako finds a query in a reference even when the query was played faster or slower (time-scale change) or
+higher or lower (pitch shift). It gets there with three ideas:
+
+1. **A constant-Q spectrum.** With 36 bins per octave the frequency axis is logarithmic, so a pitch shift by a
+   factor ``p`` moves every component by the same number of bins, ``36 * log2(p)``.
+2. **Event points and triplets.** Local maxima of the spectrum ("event points", about 8 per second) are combined
+   in triplets ``e1 = (t1, f1), e2, e3`` with ``t1 < t2 < t3``. The hash of a triplet keeps only what survives
+   both modifications: the frequency *differences* ``f2 - f1`` and ``f3 - f1`` (a pitch shift cancels out) and
+   the time *ratio* ``(t2 - t1) / (t3 - t1)`` (a time-scale change cancels out), quantised.
+3. **Matching that estimates the factors.** Every hash hit gives a time factor ``(ref Δt13) / (query Δt13)`` and
+   a frequency offset ``ref f1 - query f1``. Per reference the hits that agree on a frequency offset are kept;
+   a Hough search over time factors then finds the largest set that also agrees on one alignment
+   ``t_ref = offset + factor * t_query``. Its size is the score.
+
+Choices of ours (the paper leaves them open or the study fixes them), all parameters of :class:`Panako`:
+
+* audio resampled to 8000 Hz mono (the 2014 default); constant-Q spectrum (``librosa.cqt``) from 110 Hz over
+  5 octaves (180 bins, top bin 3453 Hz), 36 bins per octave, hop 128 samples (16 ms); log magnitude in dB
+  relative to a full-scale sine;
+* event points: maxima of a 9-frame x 13-bin neighbourhood (144 ms x 1/3 octave) at least -55 dB, thinned so
+  that no point has more than ``events_per_second`` stronger points within +-0.5 s of it (a local rule, so an
+  excerpt keeps the same points as its reference away from its edges);
+* triplets: for each e1 its next ``fan_out`` = 5 event points with 2 <= t3 - t1 <= 33 frames (32 ms to 0.53 s)
+  and |f - f1| <= 36 bins; all pairs of them (e2 earlier than e3) -> up to 10 triplets per e1;
+* hash: ``f2 - f1`` and ``f3 - f1`` (exact bins), the time ratio in 8 levels, and optionally the band of f1
+  (``f1_bands``, 0 = not used: pitch shifts move f1 across band borders);
+* matching: time factors and pitch factors within [1/1.25, 1.25]; Hough grid step 1 % in time factor; offsets
+  agree within 48 ms (three frames).
+
+Storage, per triplet: hash int64 (8 B) + reference int32 (4 B) + t1 frame int32 (4 B) + f1 bin int16 (2 B) +
+Δt13 frames int16 (2 B) = 20 bytes; :meth:`Panako.stats` reports that as ``bytes``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.ndimage import maximum_filter
+
+from ..audio import SILENCE_RMS, AudioError, check_audio, resample, rms
+from ..io import atomic_path
+from .base import NO_MATCH, Match
+
+#: Bytes per stored triplet: hash int64 + ref int32 + t1 int32 + f1 int16 + dt13 int16.
+BYTES_PER_TRIPLET = 8 + 4 + 4 + 2 + 2
+#: Format tag written into saved files.
+FILE_FORMAT = "samaf-study/panako-2014/v1"
+
+#: name -> (default, type, low, high); ints are checked as ints, floats accept ints.
+_PARAMS: dict[str, tuple[Any, type, float, float]] = {
+    "sr": (8000, int, 2000, 48000),
+    "fmin": (110.0, float, 20.0, 2000.0),
+    "n_octaves": (5, int, 1, 8),
+    "bins_per_octave": (36, int, 12, 96),
+    "hop_length": (128, int, 16, 4096),
+    "peak_frames": (9, int, 1, 101),
+    "peak_bins": (13, int, 1, 101),
+    "min_magnitude_db": (-55.0, float, -200.0, 0.0),
+    "events_per_second": (8.0, float, 0.5, 100.0),
+    "min_dt": (2, int, 1, 1000),
+    "max_dt": (33, int, 2, 1000),
+    "max_df": (36, int, 1, 500),
+    "fan_out": (5, int, 2, 20),
+    "ratio_levels": (8, int, 2, 64),
+    "f1_bands": (0, int, 0, 64),
+    "max_time_factor": (1.25, float, 1.0, 2.0),
+    "max_pitch_factor": (1.25, float, 1.0, 2.0),
+    "factor_step": (0.01, float, 0.001, 0.1),
+    "offset_tolerance_s": (0.048, float, 0.001, 1.0),
+    "min_score": (10.0, float, 0.0, 1e9),
+}
+
+
+def _validate(params: dict[str, Any]) -> dict[str, Any]:
+    """Fill defaults and check every value; a bad one raises ValueError naming it and its range."""
+    unknown = sorted(set(params) - set(_PARAMS))
+    if unknown:
+        raise TypeError(f"panako: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(_PARAMS)}")
+    out: dict[str, Any] = {}
+    for key, (default, kind, lo, hi) in _PARAMS.items():
+        v = params.get(key, default)
+        if isinstance(v, (bool, np.bool_)):
+            raise ValueError(f"panako: {key} must be a number in [{lo:g}, {hi:g}], got {v!r}")
+        if kind is int:
+            if not isinstance(v, (int, np.integer)):
+                raise ValueError(f"panako: {key} must be an integer in [{lo:g}, {hi:g}], got {v!r}")
+            v = int(v)
+        else:
+            if not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+                raise ValueError(f"panako: {key} must be a number in [{lo:g}, {hi:g}], got {v!r}")
+            v = float(v)
+        if not lo <= v <= hi:
+            raise ValueError(f"panako: {key} must be in [{lo:g}, {hi:g}], got {v!r}")
+        out[key] = v
+    top = out["fmin"] * 2.0 ** out["n_octaves"]
+    if top > out["sr"] / 2:
+        raise ValueError(f"panako: fmin * 2**n_octaves = {top:g} Hz must not exceed sr/2 = {out['sr'] / 2:g} Hz; "
+                         "lower fmin or n_octaves, or raise sr")
+    step = 2 ** (out["n_octaves"] - 1)
+    if out["hop_length"] % step:
+        raise ValueError(f"panako: hop_length must be a multiple of 2**(n_octaves-1) = {step}, "
+                         f"got {out['hop_length']}")
+    if out["min_dt"] >= out["max_dt"]:
+        raise ValueError(f"panako: min_dt ({out['min_dt']}) must be below max_dt ({out['max_dt']})")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Features: constant-Q spectrum, event points, triplets, hashes (pure functions over arrays)
+# ---------------------------------------------------------------------------------------------------------------
+
+def constant_q_db(audio: np.ndarray, sr: int, fmin: float = 110.0, n_octaves: int = 5,
+                  bins_per_octave: int = 36, hop_length: int = 128) -> np.ndarray:
+    """Log-magnitude constant-Q spectrum.
+
+    Parameters
+    ----------
+    audio : np.ndarray, float32, shape (n,)
+        Mono samples at ``sr`` (already resampled).
+    sr, fmin, n_octaves, bins_per_octave, hop_length
+        Sample rate (Hz), lowest bin centre (Hz), octaves covered, bins per octave, hop (samples).
+
+    Returns
+    -------
+    np.ndarray, float32, shape (n_octaves * bins_per_octave, n_frames)
+        dB relative to a full-scale sine at a bin centre (so about 0 dB at most); frame ``k`` is centred on
+        sample ``k * hop_length``.
+    """
+    import librosa
+
+    n_bins = n_octaves * bins_per_octave
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # librosa warns about short signals; we handle them by their output
+        c = np.abs(librosa.cqt(np.asarray(audio, np.float32), sr=sr, hop_length=hop_length, fmin=fmin,
+                               n_bins=n_bins, bins_per_octave=bins_per_octave))
+    # librosa's scaled CQT of a full-scale sine peaks at about sqrt(Q * sr / f) / 2 ... depends on the bin, so
+    # normalise per bin by the response of a unit sine: |C| ~ sqrt(N_k) / 2 with N_k the filter length.
+    q = 1.0 / (2.0 ** (1.0 / bins_per_octave) - 1.0)
+    freqs = fmin * 2.0 ** (np.arange(n_bins) / bins_per_octave)
+    unit = 0.5 * np.sqrt(q * sr / freqs)
+    return (20.0 * np.log10(c / unit[:, None] + 1e-10)).astype(np.float32)
+
+
+def find_events(spec_db: np.ndarray, frames_per_second: float, peak_frames: int = 9, peak_bins: int = 13,
+                min_magnitude_db: float = -55.0, events_per_second: float = 8.0) -> np.ndarray:
+    """Event points: local maxima of the spectrum, thinned to about ``events_per_second``.
+
+    A point is kept when it is the maximum of its ``peak_bins`` x ``peak_frames`` neighbourhood, at least
+    ``min_magnitude_db``, and fewer than ``events_per_second`` stronger maxima lie within +-0.5 s of it.
+
+    Parameters
+    ----------
+    spec_db : np.ndarray, shape (n_bins, n_frames)
+        Output of :func:`constant_q_db`.
+    frames_per_second : float
+        ``sr / hop_length``.
+
+    Returns
+    -------
+    np.ndarray, int32, shape (n_events, 2)
+        ``(frame, bin)`` rows sorted by frame, then bin.
+    """
+    if spec_db.size == 0:
+        return np.zeros((0, 2), np.int32)
+    local_max = maximum_filter(spec_db, size=(peak_bins, peak_frames), mode="constant", cval=-np.inf)
+    is_peak = (spec_db == local_max) & (spec_db >= min_magnitude_db)
+    bins, frames = np.nonzero(is_peak)
+    if frames.size == 0:
+        return np.zeros((0, 2), np.int32)
+    mags = spec_db[bins, frames]
+    order = np.lexsort((bins, frames))
+    frames, bins, mags = frames[order], bins[order], mags[order]
+    half = int(round(0.5 * frames_per_second))
+    limit = int(np.ceil(events_per_second))
+    lo = np.searchsorted(frames, frames - half, side="left")
+    hi = np.searchsorted(frames, frames + half, side="right")
+    keep = np.empty(frames.size, bool)
+    for i in range(frames.size):
+        # ties: the earlier (then lower) point counts as stronger, so equal magnitudes never both pass
+        window = mags[lo[i]:hi[i]]
+        stronger = np.count_nonzero(window > mags[i]) + np.count_nonzero(window[: i - lo[i]] == mags[i])
+        keep[i] = stronger < limit
+    return np.stack([frames[keep], bins[keep]], axis=1).astype(np.int32)
+
+
+def make_triplets(events: np.ndarray, min_dt: int = 2, max_dt: int = 33, max_df: int = 36,
+                  fan_out: int = 5) -> np.ndarray:
+    """Triplets of event points ``e1, e2, e3`` with ``t1 < t2 < t3``.
+
+    For each ``e1`` the next ``fan_out`` event points ``e`` with ``t1 < t <= t1 + max_dt`` and
+    ``|f - f1| <= max_df`` are candidates; every pair of them (earlier one as ``e2``) with
+    ``min_dt <= t3 - t1`` and ``t2 < t3`` makes a triplet.
+
+    Parameters
+    ----------
+    events : np.ndarray, int, shape (n, 2)
+        ``(frame, bin)`` rows sorted by frame (output of :func:`find_events`).
+
+    Returns
+    -------
+    np.ndarray, int32, shape (m, 3) of indices into ``events`` (columns e1, e2, e3)
+    """
+    n = len(events)
+    if n < 3:
+        return np.zeros((0, 3), np.int32)
+    t, f = events[:, 0], events[:, 1]
+    rows = []
+    ia, ib = np.triu_indices(fan_out, k=1)
+    for i in range(n):
+        j_hi = np.searchsorted(t, t[i] + max_dt, side="right")
+        cand = np.arange(np.searchsorted(t, t[i], side="right"), j_hi)
+        cand = cand[np.abs(f[cand] - f[i]) <= max_df][:fan_out]
+        if cand.size < 2:
+            continue
+        sel = ib < cand.size
+        j2, j3 = cand[ia[sel]], cand[ib[sel]]
+        ok = (t[j2] < t[j3]) & (t[j3] - t[i] >= min_dt)
+        if np.any(ok):
+            rows.append(np.stack([np.full(int(ok.sum()), i), j2[ok], j3[ok]], axis=1))
+    if not rows:
+        return np.zeros((0, 3), np.int32)
+    return np.concatenate(rows).astype(np.int32)
+
+
+def hash_triplets(events: np.ndarray, trip: np.ndarray, max_df: int = 36, ratio_levels: int = 8,
+                  f1_bands: int = 0, n_bins: int = 180) -> np.ndarray:
+    """Pack the time-scale and pitch invariant features of each triplet into one integer.
+
+    Fields (low to high): ``f2 - f1 + max_df``, ``f3 - f1 + max_df`` (each ``2 * max_df + 1`` values), the time
+    ratio ``(t2 - t1) / (t3 - t1)`` in ``ratio_levels`` equal steps of (0, 1), and, when ``f1_bands > 0``, the
+    band of ``f1`` among ``f1_bands`` equal bands of the ``n_bins``.
+
+    Returns
+    -------
+    np.ndarray, int64, shape (m,)
+    """
+    if len(trip) == 0:
+        return np.zeros(0, np.int64)
+    t = events[:, 0].astype(np.int64)
+    f = events[:, 1].astype(np.int64)
+    t1, t2, t3 = t[trip[:, 0]], t[trip[:, 1]], t[trip[:, 2]]
+    f1, f2, f3 = f[trip[:, 0]], f[trip[:, 1]], f[trip[:, 2]]
+    width = 2 * max_df + 1
+    ratio = (t2 - t1) / (t3 - t1)
+    rq = np.minimum((ratio * ratio_levels).astype(np.int64), ratio_levels - 1)
+    h = (f2 - f1 + max_df) + width * (f3 - f1 + max_df) + width * width * rq
+    if f1_bands > 0:
+        band = np.minimum(f1 * f1_bands // n_bins, f1_bands - 1)
+        h = h + width * width * ratio_levels * band
+    return h.astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The system
+# ---------------------------------------------------------------------------------------------------------------
+
+class Panako:
+    """Panako 2014: constant-Q event-point triplets, robust to time-scale and pitch change.
+
+    Parameters
+    ----------
+    sr : int, default 8000
+        Analysis rate; input at any rate is resampled to it.
+    fmin : float, default 110.0
+        Centre of the lowest constant-Q bin (Hz).
+    n_octaves : int, default 5
+        Octaves covered (``fmin * 2**n_octaves <= sr / 2``).
+    bins_per_octave : int, default 36
+    hop_length : int, default 128
+        Frame hop in samples (16 ms at 8 kHz); a multiple of ``2**(n_octaves - 1)``.
+    peak_frames, peak_bins : int, default 9, 13
+        Neighbourhood (frames x bins) an event point must be the maximum of.
+    min_magnitude_db : float, default -55.0
+        Weakest event point, dB relative to a full-scale sine.
+    events_per_second : float, default 8.0
+        Density limit: an event point may have at most this many stronger ones within +-0.5 s.
+    min_dt, max_dt : int, default 2, 33
+        Range of ``t3 - t1`` in frames.
+    max_df : int, default 36
+        Largest ``|f2 - f1|``, ``|f3 - f1|`` in bins.
+    fan_out : int, default 5
+        Event points after each ``e1`` combined in pairs (up to ``fan_out * (fan_out - 1) / 2`` triplets).
+    ratio_levels : int, default 8
+        Quantisation levels of the time ratio in the hash.
+    f1_bands : int, default 0
+        Coarse bands of ``f1`` in the hash (0: not in the hash).
+    max_time_factor, max_pitch_factor : float, default 1.25
+        Factors searched: [1/x, x].
+    factor_step : float, default 0.01
+        Relative step of the time-factor grid.
+    offset_tolerance_s : float, default 0.048
+        Hits agree on an alignment when their offsets fall in the same or adjacent bins of this width.
+    min_score : float, default 10.0
+        Fewer consistent hits than this gives ``ref_id=None``.
+
+    Attributes
+    ----------
+    last_factors : dict or None
+        After :meth:`identify` with a candidate: ``{"time": f_t, "pitch": f_p, "freq_offset_bins": d}`` where
+        ``f_t`` is how much faster the query plays than the reference (reference duration / query duration) and
+        ``f_p`` the query's frequencies over the reference's (``2 ** (d / bins_per_octave)``, ``d`` = query bin
+        minus reference bin). ``None`` when there was no candidate.
+    """
+
+    name = "panako"
+
+    def __init__(self, **params: Any) -> None:
+        self.params: dict[str, Any] = _validate(params)
+        self._ref_ids: list[str] = []
+        self._seconds: list[float] = []
+        self._chunks: list[tuple[np.ndarray, ...]] = []   # per ref: hashes, t1, f1, dt13
+        self._index: tuple[np.ndarray, ...] | None = None
+        self._file_bytes: int | None = None
+        self.last_factors: dict[str, float] | None = None
+
+    # ---- derived constants -------------------------------------------------------------------------------------
+    @property
+    def frames_per_second(self) -> float:
+        """Constant-Q frames per second (``sr / hop_length``)."""
+        return self.params["sr"] / self.params["hop_length"]
+
+    @property
+    def n_bins(self) -> int:
+        """Constant-Q bins (``n_octaves * bins_per_octave``)."""
+        return self.params["n_octaves"] * self.params["bins_per_octave"]
+
+    # ---- features ----------------------------------------------------------------------------------------------
+    def _prepare(self, audio: np.ndarray, sr: int, name: str) -> np.ndarray | None:
+        """Validate (AudioError for empty/NaN/stereo), resample; ``None`` for silent input."""
+        a = check_audio(audio, sr, name=name, min_duration_s=0.0, allow_silence=True)
+        if rms(a) < SILENCE_RMS:
+            return None
+        return resample(a, int(sr), self.params["sr"])
+
+    def _events_frames(self, audio8k: np.ndarray) -> np.ndarray:
+        p = self.params
+        if audio8k.size < p["hop_length"]:
+            return np.zeros((0, 2), np.int32)
+        spec = constant_q_db(audio8k, p["sr"], p["fmin"], p["n_octaves"], p["bins_per_octave"], p["hop_length"])
+        return find_events(spec, self.frames_per_second, p["peak_frames"], p["peak_bins"],
+                           p["min_magnitude_db"], p["events_per_second"])
+
+    def _analyse(self, audio: np.ndarray, sr: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(events (n, 2) frame/bin, triplets (m, 3) indices) of a clip; empty for silent/short clips."""
+        a = self._prepare(audio, sr, name)
+        if a is None:
+            return np.zeros((0, 2), np.int32), np.zeros((0, 3), np.int32)
+        ev = self._events_frames(a)
+        p = self.params
+        return ev, make_triplets(ev, p["min_dt"], p["max_dt"], p["max_df"], p["fan_out"])
+
+    def _hashes(self, ev: np.ndarray, trip: np.ndarray) -> np.ndarray:
+        p = self.params
+        return hash_triplets(ev, trip, p["max_df"], p["ratio_levels"], p["f1_bands"], self.n_bins)
+
+    def event_points(self, audio: np.ndarray, sr: int) -> np.ndarray:
+        """Event points of a clip.
+
+        Parameters
+        ----------
+        audio : np.ndarray, shape (n,)
+            Mono samples at ``sr`` (any rate).
+
+        Returns
+        -------
+        np.ndarray, float64, shape (n_events, 2)
+            ``(time_s, cq_bin)`` rows sorted by time; bin ``k`` is centred on ``fmin * 2**(k / 36)`` Hz.
+        """
+        a = self._prepare(audio, sr, "audio")
+        ev = np.zeros((0, 2), np.int32) if a is None else self._events_frames(a)
+        return np.column_stack([ev[:, 0] / self.frames_per_second, ev[:, 1]]).astype(np.float64)
+
+    def triplets(self, audio: np.ndarray, sr: int) -> np.ndarray:
+        """The event-point triplets of a clip, for plotting.
+
+        Returns
+        -------
+        np.ndarray, float64, shape (m, 3, 2)
+            ``[i, j] = (time_s, cq_bin)`` of event ``e1``, ``e2``, ``e3`` (j = 0, 1, 2) of triplet ``i``.
+        """
+        ev, trip = self._analyse(audio, sr, "audio")
+        pts = np.column_stack([ev[:, 0] / self.frames_per_second, ev[:, 1]]).astype(np.float64)
+        return pts[trip] if len(trip) else np.zeros((0, 3, 2), np.float64)
+
+    def fingerprint(self, audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+        """Triplet hashes of a clip.
+
+        Returns
+        -------
+        codes : np.ndarray, int64, shape (m,)
+            One hash per triplet (see :func:`hash_triplets`).
+        times_s : np.ndarray, float64, shape (m,)
+            Time of each triplet's first event point, seconds from the clip start.
+        """
+        ev, trip = self._analyse(audio, sr, "audio")
+        if len(trip) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        return self._hashes(ev, trip), ev[trip[:, 0], 0] / self.frames_per_second
+
+    # ---- database ----------------------------------------------------------------------------------------------
+    def add(self, ref_id: str, audio: np.ndarray, sr: int) -> None:
+        """Fingerprint ``audio`` (mono float, any rate) and index it under ``ref_id``.
+
+        Raises
+        ------
+        ValueError
+            ``ref_id`` is not a non-empty string or is already in the database.
+        AudioError
+            Empty, non-finite, stereo, silent audio, or too short to give a single triplet.
+        """
+        if not isinstance(ref_id, str) or not ref_id:
+            raise ValueError(f"panako: ref_id must be a non-empty string, got {ref_id!r}")
+        if ref_id in self._ref_ids:
+            raise ValueError(f"panako: reference {ref_id!r} is already in the database")
+        a = check_audio(audio, sr, name=ref_id, min_duration_s=0.0)
+        ev, trip = self._analyse(a, sr, ref_id)
+        if len(trip) == 0:
+            raise AudioError(f"{ref_id}: gives no event-point triplets ({a.size / sr:.2f} s, {len(ev)} event "
+                             "points); too short or too quiet to fingerprint")
+        t = ev[:, 0]
+        chunk = (self._hashes(ev, trip), t[trip[:, 0]].astype(np.int32), ev[trip[:, 0], 1].astype(np.int16),
+                 (t[trip[:, 2]] - t[trip[:, 0]]).astype(np.int16))
+        self._ref_ids.append(ref_id)
+        self._seconds.append(a.size / sr)
+        self._chunks.append(chunk)
+        self._index = None
+        self._file_bytes = None
+
+    def references(self) -> list[str]:
+        """Reference ids in the order they were added."""
+        return list(self._ref_ids)
+
+    def __contains__(self, ref_id: object) -> bool:
+        return ref_id in self._ref_ids
+
+    def __len__(self) -> int:
+        return len(self._ref_ids)
+
+    def _build_index(self) -> tuple[np.ndarray, ...]:
+        """Sorted (hash, ref, t1, f1, dt13) arrays over all references."""
+        if self._index is None:
+            if self._chunks:
+                h = np.concatenate([c[0] for c in self._chunks])
+                r = np.concatenate([np.full(len(c[0]), i, np.int32) for i, c in enumerate(self._chunks)])
+                t1, f1, dt = (np.concatenate([c[k] for c in self._chunks]) for k in (1, 2, 3))
+            else:
+                h = np.zeros(0, np.int64)
+                r, t1 = np.zeros(0, np.int32), np.zeros(0, np.int32)
+                f1, dt = np.zeros(0, np.int16), np.zeros(0, np.int16)
+            order = np.argsort(h, kind="stable")
+            self._index = (h[order], r[order], t1[order], f1[order], dt[order])
+        return self._index
+
+    # ---- matching ----------------------------------------------------------------------------------------------
+    def identify(self, audio: np.ndarray, sr: int) -> Match:
+        """Find the reference ``audio`` comes from, tolerating time-scale and pitch change.
+
+        Returns
+        -------
+        Match
+            ``ref_id`` (``None`` when no candidate reaches ``min_score``, or the clip is silent or too short),
+            ``offset_s`` = where the query starts in the reference, ``score`` = consistent hits. The estimated
+            factors are left in :attr:`last_factors`.
+
+        Raises
+        ------
+        AudioError
+            Empty, NaN/inf or stereo input.
+        """
+        self.last_factors = None
+        ev, trip = self._analyse(audio, sr, "query")
+        if len(trip) == 0 or not self._ref_ids:
+            return NO_MATCH
+        best = self._match(ev, trip)
+        if best is None:
+            return NO_MATCH
+        ref, offset_frames, score, factor, dfreq = best
+        self.last_factors = {"time": factor, "pitch": float(2.0 ** (dfreq / self.params["bins_per_octave"])),
+                             "freq_offset_bins": dfreq}
+        if score < max(self.params["min_score"], 1.0):
+            return Match(None, 0.0, float(score))
+        return Match(self._ref_ids[ref], float(offset_frames / self.frames_per_second), float(score))
+
+    def _hits(self, ev: np.ndarray, trip: np.ndarray) -> dict[str, np.ndarray] | None:
+        """All (query triplet, reference triplet) pairs with equal hashes, as column arrays."""
+        keys, refs, rt1, rf1, rdt = self._build_index()
+        qh = self._hashes(ev, trip)
+        lo = np.searchsorted(keys, qh, side="left")
+        hi = np.searchsorted(keys, qh, side="right")
+        counts = hi - lo
+        total = int(counts.sum())
+        if total == 0:
+            return None
+        qi = np.repeat(np.arange(len(qh)), counts)
+        start = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+        di = start + np.arange(total)
+        t = ev[:, 0].astype(np.float64)
+        return {"ref": refs[di].astype(np.int64), "tr": rt1[di].astype(np.float64),
+                "fr": rf1[di].astype(np.int64), "dtr": rdt[di].astype(np.float64),
+                "tq": t[trip[qi, 0]], "fq": ev[trip[qi, 0], 1].astype(np.int64),
+                "dtq": t[trip[qi, 2]] - t[trip[qi, 0]]}
+
+    def _match(self, ev: np.ndarray, trip: np.ndarray) -> tuple[int, float, int, float, float] | None:
+        """Best (ref index, offset in frames, score, time factor, query-minus-ref bins) or None."""
+        p = self.params
+        h = self._hits(ev, trip)
+        if h is None:
+            return None
+        # 1. plausible factors per hit: the time factor from Δt13 (+-1 frame of quantisation), the pitch offset
+        fmax = p["max_time_factor"]
+        max_bins = int(np.ceil(p["bins_per_octave"] * np.log2(p["max_pitch_factor"])))
+        foff = h["fq"] - h["fr"]
+        ok = ((h["dtr"] >= h["dtq"] / fmax - 1.0) & (h["dtr"] <= h["dtq"] * fmax + 1.0)
+              & (np.abs(foff) <= max_bins))
+        if not np.any(ok):
+            return None
+        h = {k: v[ok] for k, v in h.items()}
+        foff = foff[ok]
+        # 2. per reference, the dominant frequency offset (a window of +-1 bin) and the hits that agree with it
+        width = 2 * max_bins + 3
+        n_ref = len(self._ref_ids)
+        hist = np.bincount(h["ref"] * width + foff + max_bins + 1, minlength=n_ref * width).reshape(n_ref, width)
+        smooth = hist[:, :-2] + hist[:, 1:-1] + hist[:, 2:]          # centre c <-> offset c - max_bins
+        best_off = np.argmax(smooth, axis=1) - max_bins
+        keep = np.abs(foff - best_off[h["ref"]]) <= 1
+        h = {k: v[keep] for k, v in h.items()}
+        foff = foff[keep]
+        # 3. Hough over (time factor, offset): t_ref = offset + factor * t_query
+        n_steps = int(np.ceil(np.log(fmax) / np.log1p(p["factor_step"])))
+        grid = np.exp(np.linspace(-np.log(fmax), np.log(fmax), 2 * n_steps + 1))
+        bin_w = p["offset_tolerance_s"] * self.frames_per_second
+        dt_tol = 1.5
+        gi, hi_ = np.nonzero(np.abs(h["dtr"][None, :] - grid[:, None] * h["dtq"][None, :]) <= dt_tol + 0.05 *
+                             h["dtq"][None, :])
+        if gi.size == 0:
+            return None
+        off = h["tr"][hi_] - grid[gi] * h["tq"][hi_]
+        ob = np.floor(off / bin_w).astype(np.int64)
+        ob -= ob.min()
+        n_ob = int(ob.max()) + 2
+        key = (h["ref"][hi_] * len(grid) + gi) * n_ob + ob
+        uk, uc = np.unique(key, return_counts=True)
+        nxt = np.searchsorted(uk, uk + 1)
+        has_next = (nxt < uk.size) & (uk[np.minimum(nxt, uk.size - 1)] == uk + 1)
+        pair = uc + np.where(has_next, uc[np.minimum(nxt, uk.size - 1)], 0)
+        # best (ref, factor, offset bin pair); ties -> lower key (earlier ref, smaller factor, smaller offset)
+        b = int(np.argmax(pair))
+        k0 = int(uk[b])
+        sel = (key == k0) | (key == k0 + 1)
+        # one query triplet counts once
+        q_hits = hi_[sel]
+        ref = int(k0 // (len(grid) * n_ob))
+        g = float(grid[(k0 // n_ob) % len(grid)])
+        tq, tr = h["tq"][q_hits], h["tr"][q_hits]
+        score = int(np.unique(np.stack([tq, h["dtq"][q_hits], h["fq"][q_hits]]), axis=1).shape[1])
+        factor = g
+        if np.ptp(tq) >= 10:
+            slope, _ = np.polyfit(tq, tr, 1)
+            if 1 / fmax <= slope <= fmax:
+                factor = float(slope)
+        offset = float(np.median(tr - factor * tq))
+        return ref, offset, score, factor, float(np.mean(foff[q_hits]))
+
+    # ---- persistence -------------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the database to one ``.npz`` file at ``path``, atomically (params as JSON inside)."""
+        keys, refs, t1, f1, dt = self._build_index()
+        meta = {"format": FILE_FORMAT, "params": self.params, "ref_ids": self._ref_ids,
+                "seconds": self._seconds}
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, meta=np.array(json.dumps(meta)), hashes=keys, refs=refs, t1=t1, f1=f1,
+                                    dt13=dt)
+        self._file_bytes = Path(path).stat().st_size
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Panako":
+        """Open a database written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            No file at ``path``.
+        ValueError
+            The file is not a Panako database of this format (corrupt, truncated, another system's).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no Panako database file here")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                arrays = {k: np.asarray(z[k]) for k in ("hashes", "refs", "t1", "f1", "dt13")}
+            if meta.get("format") != FILE_FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}, expected {FILE_FORMAT!r}")
+            sys_ = cls(**meta["params"])
+            ref_ids, seconds = list(meta["ref_ids"]), [float(s) for s in meta["seconds"]]
+            n = len(arrays["hashes"])
+            if len(ref_ids) != len(seconds) or any(len(a) != n for a in arrays.values()):
+                raise ValueError("array lengths disagree")
+            refs = arrays["refs"].astype(np.int64)
+            if n and (refs.min() < 0 or refs.max() >= len(ref_ids)):
+                raise ValueError("reference index out of range")
+        except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError, EOFError) as e:
+            raise ValueError(f"{path}: not a readable Panako database ({e})") from e
+        by_ref = np.argsort(refs, kind="stable")
+        bounds = np.searchsorted(refs[by_ref], np.arange(len(ref_ids) + 1))
+        for i, rid in enumerate(ref_ids):
+            s = by_ref[bounds[i]:bounds[i + 1]]
+            sys_._ref_ids.append(rid)
+            sys_._seconds.append(seconds[i])
+            sys_._chunks.append((arrays["hashes"][s].astype(np.int64), arrays["t1"][s].astype(np.int32),
+                                 arrays["f1"][s].astype(np.int16), arrays["dt13"][s].astype(np.int16)))
+        sys_._file_bytes = path.stat().st_size
+        return sys_
+
+    def stats(self) -> dict[str, Any]:
+        """Database size.
+
+        Returns
+        -------
+        dict
+            ``name``, ``references``, ``fingerprints`` (triplets stored), ``seconds`` (audio indexed), ``bytes``
+            (``fingerprints * 20``, the stored record size), ``bits_per_second`` (``8 * bytes / seconds``),
+            ``fingerprints_per_second``, ``file_bytes`` (size of the file last saved or loaded, else ``None``),
+            ``params``.
+        """
+        n = int(sum(len(c[0]) for c in self._chunks))
+        seconds = float(sum(self._seconds))
+        nbytes = n * BYTES_PER_TRIPLET
+        return {"name": self.name, "references": len(self), "fingerprints": n, "seconds": seconds,
+                "bytes": nbytes, "bits_per_second": 8.0 * nbytes / seconds if seconds else 0.0,
+                "fingerprints_per_second": n / seconds if seconds else 0.0, "file_bytes": self._file_bytes,
+                "params": dict(self.params)}
+
+
+SYSTEM = Panako
