@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.fft
 
 from ..audio import SILENCE_RMS, AudioError, check_audio, resample, rms
 from ..io import atomic_path
@@ -139,7 +140,7 @@ def band_energies(audio: np.ndarray, sr: int = 5512, frame_size: int = 2048, hop
     frames = np.lib.stride_tricks.sliding_window_view(x, frame_size)[::hop]
     out = np.empty((frames.shape[0], n_bands), dtype=np.float64)
     for i in range(0, frames.shape[0], _CHUNK_FRAMES):
-        spec = np.fft.rfft(frames[i: i + _CHUNK_FRAMES] * window, axis=1)[:, lo:hi]
+        spec = scipy.fft.rfft(frames[i: i + _CHUNK_FRAMES] * window, axis=1)[:, lo:hi]
         power = spec.real ** 2 + spec.imag ** 2
         out[i: i + _CHUNK_FRAMES] = power @ members
     return out

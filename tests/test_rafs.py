@@ -1,0 +1,253 @@
+"""RAFS (Haitsma & Kalker 2002): extraction formula, search, rejection, persistence and input checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from samaf_lib import systems
+from samaf_lib.audio import AudioError
+from samaf_lib.systems.base import Match
+from samaf_lib.systems.rafs import (RAFS, band_edges, ber, bit_image, energy_bits, pack_bits, subfingerprints,
+                                    unpack_bits)
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def rafs(speech_bank) -> RAFS:
+    s = RAFS()
+    for ref_id, audio in speech_bank.items():
+        s.add(ref_id, audio, SR)
+    return s
+
+
+def _excerpt(audio: np.ndarray, seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    n = int(seconds * SR)
+    start = int(rng.integers(1, audio.size - n))  # any sample: off the 64-sample hop grid at 5512 Hz
+    return audio[start: start + n].copy(), start / SR
+
+
+def _add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    noise = rng.standard_normal(x.size)
+    scale = np.sqrt(np.mean(x.astype(np.float64) ** 2) / 10 ** (snr_db / 10) / np.mean(noise ** 2))
+    return (x + scale * noise).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------ extraction
+
+
+def test_bit_formula_on_hand_made_energies():
+    # Two frames, three bands: frame differences along frequency are (3, -2) then (-1, 2).
+    e = np.array([[4.0, 1.0, 3.0],
+                  [1.0, 2.0, 0.0]])
+    bits, rel = energy_bits(e)
+    # (-1 - 3) = -4 -> 0 ; (2 - (-2)) = 4 -> 1
+    assert bits.tolist() == [[False, True]]
+    assert rel.tolist() == [[4.0, 4.0]]
+    # A difference of exactly zero gives bit 0 (the paper's "> 0").
+    bits0, rel0 = energy_bits(np.array([[1.0, 1.0], [2.0, 2.0]]))
+    assert bits0.tolist() == [[False]] and rel0.tolist() == [[0.0]]
+
+
+def test_bits_match_the_formula_and_pack_msb_first():
+    rng = np.random.default_rng(0)
+    e = rng.random((5, 33))
+    bits, rel = energy_bits(e)
+    assert bits.shape == rel.shape == (4, 32)
+    for n in range(1, 5):
+        for m in range(32):
+            d = e[n, m] - e[n, m + 1] - (e[n - 1, m] - e[n - 1, m + 1])
+            assert bits[n - 1, m] == (d > 0)
+            assert rel[n - 1, m] == pytest.approx(abs(d))
+    codes = pack_bits(bits)
+    assert codes.dtype == np.uint32
+    assert np.array_equal(unpack_bits(codes), bits.astype(np.uint8))
+    only_first = np.zeros((1, 32), bool)
+    only_first[0, 0] = True
+    assert int(pack_bits(only_first)[0]) == 1 << 31
+
+
+def test_bands_are_log_spaced_and_non_empty():
+    edges = band_edges()
+    assert edges.shape == (34,) and np.all(np.diff(edges) >= 1)
+    hz = edges * 5512 / 2048
+    assert hz[0] == pytest.approx(300, abs=5512 / 2048) and hz[-1] == pytest.approx(2000, abs=5512 / 2048)
+    widths = np.diff(hz)
+    assert widths[-1] > 3 * widths[0]  # wider bands at higher frequencies
+
+
+def test_fingerprint_shapes_rate_and_bit_image(speech_bank):
+    s = RAFS()
+    codes, times = s.fingerprint(speech_bank["ref00"], SR)
+    n5512 = int(np.ceil(8.0 * 5512))
+    assert codes.dtype == np.uint32 and times.dtype == np.float64
+    assert codes.size == times.size == (n5512 - 2048) // 64
+    assert np.allclose(np.diff(times), 64 / 5512)
+    img = bit_image(speech_bank["ref00"], SR)
+    assert img.shape == (codes.size, 32) and img.dtype == np.uint8 and set(np.unique(img)) <= {0, 1}
+    assert np.array_equal(pack_bits(img.astype(bool)), codes)
+    assert 0.2 < img.mean() < 0.8  # speech gives a mix of ones and zeros
+    # Same clip at 22.05 kHz gives nearly the same bits (resampled internally to 5512 Hz).
+    from samaf_lib.audio import resample
+    c2, _ = s.fingerprint(resample(speech_bank["ref00"], SR, 22050), 22050)
+    n = min(c2.size, codes.size)
+    assert ber(codes[:n], c2[:n]) < 0.05
+
+
+def test_ber():
+    a = np.array([0, 0xFFFFFFFF], dtype=np.uint32)
+    assert ber(a, a) == 0.0
+    assert ber(a, a ^ np.uint32(1)) == pytest.approx(2 / 64)
+    assert ber(np.zeros(1, np.uint32), np.array([0xFFFFFFFF], np.uint32)) == 1.0
+    with pytest.raises(ValueError):
+        ber(a, a[:1])
+
+
+def test_too_short_and_silent_clips_give_no_subfingerprints():
+    codes, rel, quiet = subfingerprints(np.zeros(1000, np.float32) + 0.1, SR)
+    assert codes.size == 0 and rel.shape == (0, 32) and quiet.size == 0
+    _, _, quiet = subfingerprints(np.zeros(SR, np.float32), SR)
+    assert quiet.all()
+
+
+# ---------------------------------------------------------------------------------------------- search
+
+
+def test_exact_excerpts_are_found_with_offset(rafs, speech_bank):
+    rng = np.random.default_rng(1)
+    for ref_id in ["ref00", "ref05", "ref11", "ref17", "ref23"]:
+        q, t0 = _excerpt(speech_bank[ref_id], 5.0, rng)
+        m = rafs.identify(q, SR)
+        assert m.ref_id == ref_id
+        assert abs(m.offset_s - t0) < 0.2
+        assert m.score > 0.9  # BER well under 0.1 for a clean copy
+
+
+def test_excerpts_under_20db_white_noise_are_found(rafs, speech_bank):
+    rng = np.random.default_rng(2)
+    hits = 0
+    for ref_id in ["ref01", "ref04", "ref09", "ref14", "ref20"]:
+        q, t0 = _excerpt(speech_bank[ref_id], 5.0, rng)
+        m = rafs.identify(_add_noise(q, 20.0, rng), SR)
+        hits += m.ref_id == ref_id and abs(m.offset_s - t0) < 0.2
+    assert hits >= 4
+
+
+def test_one_second_query_shorter_than_a_block(rafs, speech_bank):
+    rng = np.random.default_rng(3)
+    for ref_id in ["ref02", "ref08", "ref15"]:
+        q, t0 = _excerpt(speech_bank[ref_id], 1.0, rng)
+        m = rafs.identify(q, SR)
+        assert m.ref_id == ref_id and abs(m.offset_s - t0) < 0.2
+
+
+def test_query_longer_than_a_block_and_running_past_the_start(rafs, speech_bank, outside_speech):
+    m = rafs.identify(speech_bank["ref06"], SR)  # 8 s: three blocks
+    assert m.ref_id == "ref06" and abs(m.offset_s) < 0.05 and m.score > 0.95
+    # 0.5 s of other speech, then the first 3 s of ref10: the query starts 0.5 s before the reference.
+    q = np.concatenate([outside_speech[: SR // 2], speech_bank["ref10"][: 3 * SR]])
+    m = rafs.identify(q, SR)
+    assert m.ref_id == "ref10" and abs(m.offset_s + 0.5) < 0.2
+
+
+def test_silence_and_too_short_queries_give_no_match(rafs, speech_bank):
+    assert rafs.identify(np.zeros(5 * SR, np.float32), SR) == Match(None, 0.0, 0.0)
+    assert rafs.identify(np.full(3 * SR, 1e-6, np.float32), SR).ref_id is None
+    short = speech_bank["ref00"][: int(0.3 * SR)]  # under frame + hop = 0.383 s
+    assert rafs.identify(short, SR) == Match(None, 0.0, 0.0)
+
+
+def test_outside_speech_is_rejected_by_default_but_scored_with_min_score_zero(rafs, speech_bank,
+                                                                             outside_speech):
+    for start in (0, 1, 2, 3):
+        q = outside_speech[start * SR: (start + 5) * SR]
+        assert rafs.identify(q, SR).ref_id is None
+    open_system = RAFS(min_score=0.0)
+    for ref_id in list(speech_bank)[:6]:
+        open_system.add(ref_id, speech_bank[ref_id], SR)
+    m = open_system.identify(outside_speech[: 5 * SR], SR)
+    assert m.ref_id is not None and 0.0 < m.score < 0.65  # best candidate returned, BER above 0.35
+
+
+def test_exact_lookup_only_still_finds_a_clean_copy(speech_bank):
+    s = RAFS(flip_bits=0)
+    for ref_id in ["ref00", "ref01", "ref02"]:
+        s.add(ref_id, speech_bank[ref_id], SR)
+    q, t0 = _excerpt(speech_bank["ref01"], 3.0, np.random.default_rng(4))
+    m = s.identify(q, SR)
+    assert m.ref_id == "ref01" and abs(m.offset_s - t0) < 0.2
+
+
+# ------------------------------------------------------------------------------------ persistence, API
+
+
+def test_save_load_gives_same_answers(rafs, speech_bank, outside_speech, tmp_path):
+    path = tmp_path / "db" / "rafs.npz"
+    rafs.save(path)
+    assert path.is_file() and not [p for p in path.parent.iterdir() if p.name != "rafs.npz"]
+    loaded = systems.load("rafs", path)
+    assert isinstance(loaded, RAFS) and loaded.params == rafs.params
+    assert loaded.references() == rafs.references() and len(loaded) == 24 and "ref03" in loaded
+    assert loaded.stats() == rafs.stats()
+    rng = np.random.default_rng(5)
+    queries = [_excerpt(speech_bank[r], 3.0, rng)[0] for r in ("ref03", "ref12", "ref21")]
+    queries.append(outside_speech[: 3 * SR])
+    for q in queries:
+        assert loaded.identify(q, SR) == rafs.identify(q, SR)
+
+
+def test_corrupt_and_missing_files(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip file at all")
+    with pytest.raises(ValueError, match="bad.npz"):
+        RAFS.load(bad)
+    other = tmp_path / "other.npz"
+    np.savez(other, x=np.arange(3))
+    with pytest.raises(ValueError, match="other.npz"):
+        RAFS.load(other)
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        RAFS.load(tmp_path / "missing.npz")
+
+
+def test_stats(rafs):
+    st = rafs.stats()
+    assert st["name"] == "rafs" and st["references"] == 24
+    assert st["fingerprints"] == 24 * ((int(np.ceil(8 * 5512)) - 2048) // 64)
+    assert st["seconds"] == pytest.approx(24 * 8.0)
+    assert st["bits_per_second"] == pytest.approx(32 * 5512 / 64)
+    assert 4 * st["fingerprints"] <= st["bytes"] <= 4.2 * st["fingerprints"] + 1000
+    assert st["params"]["block"] == 256 and st["params"]["min_score"] == pytest.approx(0.65)
+
+
+def test_registry_and_parameters():
+    s = systems.get("rafs", flip_bits=2)
+    assert isinstance(s, RAFS) and s.name == "rafs" and s.params["flip_bits"] == 2 and len(s) == 0
+    assert s.identify(np.ones(SR, np.float32) * 0.1, SR) == Match(None, 0.0, 0.0)  # empty database
+    for name, value in [("flip_bits", -1), ("flip_bits", 2.5), ("flip_bits", 13), ("block", 0), ("hop", 0),
+                        ("min_score", 1.5), ("min_score", float("nan")), ("fmax", 100.0), ("sr", True),
+                        ("frame_size", 64), ("min_overlap", 0)]:
+        with pytest.raises(ValueError, match=name):
+            RAFS(**{name: value})
+    with pytest.raises(TypeError):
+        RAFS(unknown=1)
+
+
+def test_bad_audio_raises(speech_bank):
+    s = RAFS()
+    for bad in (np.zeros(0, np.float32), np.array([0.1, np.nan] * 8000, np.float32),
+                np.zeros((SR, 2), np.float32) + 0.1):
+        with pytest.raises(AudioError):
+            s.identify(bad, SR)
+        with pytest.raises(AudioError):
+            s.fingerprint(bad, SR)
+        with pytest.raises(AudioError, match="refX"):
+            s.add("refX", bad, SR)
+    with pytest.raises(AudioError, match="refS"):
+        s.add("refS", np.zeros(2 * SR, np.float32), SR)  # silent
+    with pytest.raises(AudioError, match="refT"):
+        s.add("refT", speech_bank["ref00"][: int(0.2 * SR)], SR)  # too short
+    s.add("ref00", speech_bank["ref00"], SR)
+    with pytest.raises(ValueError, match="ref00"):
+        s.add("ref00", speech_bank["ref00"], SR)
+    assert s.references() == ["ref00"]
