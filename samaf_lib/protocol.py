@@ -1,0 +1,93 @@
+"""The protocol every system goes through (STUDY §6), shared by the ``hash`` and ``baselines`` stages: index the
+clean ``test`` utterances, answer every query of the shared query set, write one results table in one format.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .audio import AudioError, load_audio
+from .io import write_csv
+from .systems.base import Fingerprinter
+
+#: Columns of ``results/<system>.csv``.
+RESULT_COLUMNS = ["query_id", "ref_id", "offset_s", "score", "seconds", "status"]
+
+
+def index_references(system: Fingerprinter, meta: pd.DataFrame, corpus_dir: str | os.PathLike, sr: int,
+                     split: str = "test", progress: bool = True) -> dict:
+    """Fingerprint every utterance of ``split`` into ``system``; the reference id is the utterance id.
+
+    Returns
+    -------
+    dict
+        ``references``, ``audio_seconds``, ``fingerprint_seconds`` (wall time inside ``add``) and
+        ``x_realtime`` (audio seconds per wall second, on however many threads the system used).
+    """
+    refs = meta[meta["split"] == split]
+    if refs.empty:
+        raise ValueError(f"no '{split}' utterances to index")
+    audio_s = wall = 0.0
+    for row in tqdm(refs.itertuples(index=False), total=len(refs), disable=not progress, desc=f"index {system.name}"):
+        audio = load_audio(Path(corpus_dir) / row.path, sr)
+        t0 = time.perf_counter()
+        system.add(row.utterance_id, audio, sr)
+        wall += time.perf_counter() - t0
+        audio_s += audio.size / sr
+    return {"references": int(len(refs)), "audio_seconds": audio_s, "fingerprint_seconds": wall,
+            "x_realtime": audio_s / wall if wall > 0 else float("nan")}
+
+
+def run_queries(system: Fingerprinter, manifest: pd.DataFrame, query_dir: str | os.PathLike, sr: int,
+                progress: bool = True) -> pd.DataFrame:
+    """Answer every query of ``manifest``; the time of ``identify`` alone is recorded (not the file read).
+
+    A query the system cannot take (shorter than its window after a tempo change, say) gets ``ref_id`` empty and
+    ``status`` ``"too_short"``/``"error: ..."``: a recorded answer, never a crash of the stage.
+    """
+    rows = []
+    for q in tqdm(manifest.itertuples(index=False), total=len(manifest), disable=not progress,
+                  desc=f"query {system.name}"):
+        audio = load_audio(Path(query_dir) / q.path, sr)
+        t0 = time.perf_counter()
+        try:
+            m = system.identify(audio, sr)
+            status = "ok" if m.ref_id is not None or audio.size >= sr else "too_short"
+        except AudioError as e:
+            m, status = None, f"error: {e}"
+        dt = time.perf_counter() - t0
+        rows.append({"query_id": q.query_id, "ref_id": (m.ref_id if m else None) or "",
+                     "offset_s": round(float(m.offset_s), 4) if m else 0.0,
+                     "score": float(m.score) if m else 0.0, "seconds": round(dt, 6), "status": status})
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def write_results(path: str | os.PathLike, results: pd.DataFrame) -> None:
+    """Write a results table atomically after checking its columns."""
+    missing = [c for c in RESULT_COLUMNS if c not in results.columns]
+    if missing:
+        raise ValueError(f"results for {path} lack columns {missing}")
+    write_csv(path, results[RESULT_COLUMNS])
+
+
+def read_results(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a results table (``ref_id`` empty -> NaN)."""
+    df = pd.read_csv(path, dtype={"query_id": str, "ref_id": str, "status": str})
+    missing = [c for c in RESULT_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: not a results table, missing columns {missing}")
+    return df
+
+
+def summarise_run(results: pd.DataFrame, index_info: dict, stats: dict) -> dict:
+    """One JSON-able record of a system's run: index speed, storage, query latency."""
+    secs = results["seconds"].to_numpy()
+    return {**index_info, **{k: v for k, v in stats.items() if k != "params"}, "params": stats.get("params", {}),
+            "queries": int(len(results)), "query_ms_median": float(np.median(secs) * 1000) if secs.size else None,
+            "query_ms_p95": float(np.percentile(secs, 95) * 1000) if secs.size else None}
