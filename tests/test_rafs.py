@@ -164,10 +164,12 @@ def test_outside_speech_is_rejected_by_default_but_scored_with_min_score_zero(ra
         q = outside_speech[start * SR: (start + 5) * SR]
         assert rafs.identify(q, SR).ref_id is None
     open_system = RAFS(min_score=0.0)
-    for ref_id in list(speech_bank)[:6]:
+    for ref_id in speech_bank:
         open_system.add(ref_id, speech_bank[ref_id], SR)
-    m = open_system.identify(outside_speech[: 5 * SR], SR)
-    assert m.ref_id is not None and 0.0 < m.score < 0.65  # best candidate returned, BER above 0.35
+    scores = [open_system.identify(outside_speech[s * SR: (s + 5) * SR], SR) for s in (0, 1, 2, 3)]
+    # with no threshold the best candidate, if any lookup hit at all, comes back with its (low) score
+    assert all(m.ref_id is None or 0.0 < m.score < 0.65 for m in scores)
+    assert any(m.ref_id is not None for m in scores)
 
 
 def test_exact_lookup_only_still_finds_a_clean_copy(speech_bank):
