@@ -1053,3 +1053,21 @@ def paper_claims(summary: dict, samaf: str = "samaf",
         evidence, verdict = fn(summary, samaf, bl)
         rows.append({"claim": key, "statement": statement, "evidence": evidence, "verdict": verdict})
     return pd.DataFrame(rows, columns=["claim", "statement", "evidence", "verdict"])
+
+
+def system_features(system: Any, audio: np.ndarray, sr: int, dim: int = 512) -> np.ndarray:
+    """The fixed-length feature vector of one clip from one system's fingerprints (STUDY §6).
+
+    SAMAF: fraction of ones per hash bit over the clip's windows (``bits`` values); RAFS: fraction of ones per
+    sub-fingerprint bit (32 values); Dejavu and Panako: their hashes as a bag of hashed buckets per second
+    (:func:`bag_of_hashes`, ``dim`` values). A clip too short to give any fingerprint gives zeros.
+    """
+    codes, times = system.fingerprint(audio, sr)
+    codes = np.asarray(codes)
+    name = getattr(system, "name", "")
+    if name == "samaf":
+        width = int(system.bits)
+        return bit_features(codes, packed=True)[:width] if len(codes) else np.zeros(width)
+    if name == "rafs":
+        return bit_features(codes.astype(np.uint32))
+    return bag_of_hashes(codes, np.asarray(times), len(audio) / sr, dim=dim)

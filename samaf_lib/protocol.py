@@ -45,12 +45,27 @@ def index_references(system: Fingerprinter, meta: pd.DataFrame, corpus_dir: str 
 
 
 def run_queries(system: Fingerprinter, manifest: pd.DataFrame, query_dir: str | os.PathLike, sr: int,
-                progress: bool = True) -> pd.DataFrame:
+                progress: bool = True, min_score: float | None = 0.0) -> pd.DataFrame:
     """Answer every query of ``manifest``; the time of ``identify`` alone is recorded (not the file read).
+
+    ``min_score`` replaces the system's rejection threshold for the run (restored afterwards): the protocol runs
+    with 0 so that every query gets the best candidate and its score, and the evaluation applies a threshold
+    calibrated on the calibration queries. ``None`` keeps the system's own threshold.
 
     A query the system cannot take (shorter than its window after a tempo change, say) gets ``ref_id`` empty and
     ``status`` ``"too_short"``/``"error: ..."``: a recorded answer, never a crash of the stage.
     """
+    saved = system.params.get("min_score")
+    if min_score is not None:
+        system.params["min_score"] = float(min_score)
+    try:
+        return _answer_all(system, manifest, query_dir, sr, progress)
+    finally:
+        system.params["min_score"] = saved
+
+
+def _answer_all(system: Fingerprinter, manifest: pd.DataFrame, query_dir: str | os.PathLike, sr: int,
+                progress: bool) -> pd.DataFrame:
     rows = []
     for q in tqdm(manifest.itertuples(index=False), total=len(manifest), disable=not progress,
                   desc=f"query {system.name}"):
