@@ -24,27 +24,16 @@ otherwise (10-ms fade-out); resampled from the engine's 22,050 Hz to ``sr``. The
 Determinism. Every random draw comes from ``np.random.SeedSequence(seed, spawn_key=...)``: speaker design
 ``(0,)``, an utterance's text and length ``(1, speaker, utterance)``, its channel ``(2, speaker, utterance)``, so an
 utterance does not depend on the order in which utterances are generated nor on how many there are. The speech
-engine itself is not a pure function of its input: its wave generator keeps state between calls (pitch flutter
-index, cycle counter, gain control), so the same text spoken twice by the shared engine of
-:mod:`samaf_lib.corpus.espeak` differs by up to a few hundred samples depending on what was spoken before; and
-``espeak_Initialize`` seeds the noise generator of breathy variants (the ``f`` variants among others) from the
-clock. This module therefore speaks every sentence with a *fresh* engine: a private copy of the eSpeak NG library,
-loaded, initialised, used and unloaded for that one sentence (about 8 ms), with the noise generator seeded
-(``espeak_ng_SetRandSeed``) from the utterance's seed. Same arguments give byte-identical WAV files, whatever ran
-before in the process and whenever it runs.
+engine is made a pure function of its input by :func:`samaf_lib.corpus.espeak.synthesize` (a fresh engine per
+sentence, its noise generator seeded from the utterance's seed), so same arguments give byte-identical WAV files,
+whatever ran before in the process and whenever it runs.
 """
 
 from __future__ import annotations
 
-import atexit
-import ctypes
 import math
 import os
-import shutil
-import tempfile
-import threading
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +43,6 @@ from scipy import signal
 from tqdm.auto import tqdm
 
 from ..audio import AudioError, check_audio, peak_normalise, resample, rms, write_audio
-from . import espeak
 from .espeak import FEMALE_VARIANTS, MALE_VARIANTS, EspeakError, synthesize
 from .splits import COLUMNS
 from .text import sentence
