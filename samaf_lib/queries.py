@@ -113,35 +113,47 @@ def _level_value(level: str):
         return level
 
 
-def render_queries(plan: pd.DataFrame, corpus_dir: str | os.PathLike, meta: pd.DataFrame,
-                   out_dir: str | os.PathLike, sr: int = 16000, progress: bool = True) -> pd.DataFrame:
-    """Cut, distort and write every planned query; returns the manifest of what was written.
-
-    Files that already exist are kept (a re-run after an interruption finishes the set). A query whose
-    distortion fails is dropped from the manifest and reported in the returned frame's ``attrs["rejected"]``.
-    """
+def _render_one(job) -> dict | None:
+    """Cut, distort and write one query; returns a rejection record or None."""
     from .distortions import distort
 
+    row, audio, target, sr = job
+    a, b = int(round(row["offset_s"] * sr)), int(round((row["offset_s"] + row["length_s"]) * sr))
+    excerpt = audio[a:b]
+    try:
+        if row["distortion"] != "clean":
+            excerpt = distort(excerpt, sr, row["distortion"], _level_value(row["level"]), int(row["seed"]))
+    except Exception as e:  # recorded, never half-written
+        return {"path": str(target), "reason": f"{row['distortion']} {row['level']}: {e}"}
+    write_audio(target, excerpt, sr)
+    return None
+
+
+def render_queries(plan: pd.DataFrame, corpus_dir: str | os.PathLike, meta: pd.DataFrame,
+                   out_dir: str | os.PathLike, sr: int = 16000, progress: bool = True, jobs: int = 1) -> pd.DataFrame:
+    """Cut, distort and write every planned query; returns the manifest of what was written.
+
+    Files that already exist are kept (a re-run after an interruption finishes the set; every write is atomic).
+    A query whose distortion fails is dropped from the manifest and reported in the returned frame's
+    ``attrs["rejected"]``. ``jobs`` > 1 renders in that many processes (the result does not depend on it).
+    """
     out_dir = Path(out_dir)
     paths = dict(zip(meta["utterance_id"], meta["path"]))
-    cache: dict[str, np.ndarray] = {}
-    kept, rejected = [], []
-    for row in tqdm(plan.itertuples(index=False), total=len(plan), disable=not progress, desc="queries"):
-        target = out_dir / row.path
-        if not target.exists():
-            if row.utterance_id not in cache:
-                cache[row.utterance_id] = load_audio(Path(corpus_dir) / paths[row.utterance_id], sr)
-            audio = cache[row.utterance_id]
-            a, b = int(round(row.offset_s * sr)), int(round((row.offset_s + row.length_s) * sr))
-            excerpt = audio[a:b]
-            try:
-                if row.distortion != "clean":
-                    excerpt = distort(excerpt, sr, row.distortion, _level_value(row.level), int(row.seed))
-            except Exception as e:  # recorded, never half-written
-                rejected.append({"path": str(target), "reason": f"{row.distortion} {row.level}: {e}"})
-                continue
-            write_audio(target, excerpt, sr)
-        kept.append(row._asdict())
+    audio = {u: load_audio(Path(corpus_dir) / paths[u], sr) for u in sorted(set(plan["utterance_id"]))}
+    records = plan.to_dict("records")
+    todo = [(r, audio[r["utterance_id"]], out_dir / r["path"], sr) for r in records
+            if not (out_dir / r["path"]).exists()]
+    if jobs > 1 and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as ex:
+            outcome = list(tqdm(ex.map(_render_one, todo, chunksize=8), total=len(todo), disable=not progress,
+                                desc="queries"))
+    else:
+        outcome = [_render_one(j) for j in tqdm(todo, disable=not progress, desc="queries")]
+    rejected = [r for r in outcome if r is not None]
+    bad = {r["path"] for r in rejected}
+    kept = [r for r in records if str(out_dir / r["path"]) not in bad]
     out = pd.DataFrame(kept, columns=MANIFEST_COLUMNS)
     out.attrs["rejected"] = pd.DataFrame(rejected, columns=["path", "reason"])
     return out
