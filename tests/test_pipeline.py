@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -60,30 +61,42 @@ def test_notebooks_are_stripped():
 
 
 @pytest.fixture(scope="module")
-def nb_root(tmp_path_factory) -> Path:
-    return _copy_study(tmp_path_factory.mktemp("nbval"))
-
-
-@pytest.mark.parametrize("notebook", [p.name for p in NOTEBOOKS])
-def test_notebook_runs_under_nbval(nb_root, notebook):
-    """Each notebook, in pipeline order, on its smoke defaults (the parameters cell)."""
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
-                           "-o", "addopts=", f"notebooks/{notebook}"], cwd=nb_root, env=_env(nb_root),
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-
-
-def test_smoke_dvc_repro(tmp_path):
-    """The whole pipeline on the smoke profile; a second `dvc repro` has nothing to do."""
-    root = _copy_study(tmp_path)
+def smoke(tmp_path_factory) -> dict:
+    """A copy of the study with the smoke profile, reproduced twice with `dvc repro`."""
+    root = _copy_study(tmp_path_factory.mktemp("smoke"))
     env = _env(root)
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     first = subprocess.run([str(BIN / "dvc"), "repro"], cwd=root, env=env, capture_output=True, text=True)
+    second = subprocess.run([str(BIN / "dvc"), "repro"], cwd=root, env=env, capture_output=True, text=True)
+    return {"root": root, "first": first, "second": second}
+
+
+def test_smoke_dvc_repro(smoke):
+    """The whole pipeline on the smoke profile writes every output; a second `dvc repro` has nothing to do."""
+    root, first, second = smoke["root"], smoke["first"], smoke["second"]
     assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
     meta = (root / "data" / "corpus" / "metadata.csv").read_text().splitlines()
     assert meta[0].startswith("utterance_id") and len(meta) > 1
-    assert (root / "data" / "queries" / "queries.csv").exists()
-    assert (root / "data" / "clusters" / "train.npz").exists()
-    second = subprocess.run([str(BIN / "dvc"), "repro"], cwd=root, env=env, capture_output=True, text=True)
+    for out in ["data/queries/queries.csv", "data/clusters/train.npz", "data/features/stats.npz",
+                "reports/results/samaf.csv", "reports/results/dejavu.csv", "reports/results/rafs.csv",
+                "reports/results/panako.csv", "reports/figures/accuracy_vs_length.png", "reports/06_report.html"]:
+        assert (root / out).exists(), out
+    metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    assert sorted(metrics["systems"]) == ["dejavu", "panako", "rafs", "samaf"]
+    from samaf_lib.distortions import DISTORTIONS
+
+    assert set(DISTORTIONS) | {"clean"} == set(metrics["protocol"]["distortions"])
+    readme = (root / "README.md").read_text()
+    assert "<!-- results:start" in readme and "| samaf" in readme
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Running stage" not in second.stdout, second.stdout
+
+
+@pytest.mark.parametrize("notebook", [p.name for p in NOTEBOOKS])
+def test_notebook_runs_under_nbval(smoke, notebook):
+    """Each notebook, in pipeline order, on its smoke defaults (its parameters cell), after the smoke repro."""
+    root = smoke["root"]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
+                           "-o", "addopts=", f"notebooks/{notebook}"], cwd=root, env=_env(root),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]

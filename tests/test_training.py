@@ -1,0 +1,161 @@
+"""Training SAMAF: losses fall, runs are reproducible, an interrupted run resumes to the same weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from samaf_lib.features import Standardiser, mfcc
+from samaf_lib.model import SAMAF, load_model
+from samaf_lib.training import TrainConfig, train
+
+SR = 16000
+
+
+def make_clusters(clips: list[np.ndarray], members: int = 4, seed: int = 0, hop_s: float = 0.5) -> np.ndarray:
+    """Clusters (n, members, 100, 13) of raw MFCC: the clean 1-s window and noisy copies shifted by <= 0.1 s."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for audio in clips:
+        versions = [mfcc(audio, SR, hop_s=hop_s)]
+        for _ in range(members - 1):
+            shift = int(rng.integers(0, 11)) * 160  # 0..0.1 s, whole frames
+            a = audio[shift:]
+            snr_db = rng.uniform(10, 25)
+            noise = rng.standard_normal(a.size).astype(np.float32) * np.sqrt(np.mean(a**2) / 10 ** (snr_db / 10))
+            versions.append(mfcc((a + noise).astype(np.float32), SR, hop_s=hop_s))
+        n = min(v.shape[0] for v in versions)
+        out.append(np.stack([v[:n] for v in versions], axis=1))
+    return np.concatenate(out).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data(speech_bank):
+    clips = list(speech_bank.values())
+    train_X = make_clusters(clips[:8], seed=0)
+    val_X = make_clusters(clips[8:10], seed=1)
+    return train_X, val_X
+
+
+def _model(train_X: np.ndarray, bits: int = 32, seed: int = 0) -> SAMAF:
+    torch.manual_seed(seed)
+    m = SAMAF(bits=bits)
+    st = Standardiser.fit(train_X[:, 0])
+    m.set_standardiser(st.mean, st.std)
+    return m
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(epochs=4, warmup_epochs=1, ramp_epochs=1, patience=0, seed=3, device="cpu", lr=3e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _weights(m: SAMAF) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
+
+
+def _first_on_and_last(history: list[dict]) -> tuple[dict, dict]:
+    """The first epoch with the cluster terms on, and the last epoch."""
+    on = [h for h in history if h["ramp"] > 0]
+    return on[0], history[-1]
+
+
+@pytest.mark.parametrize("term, weights", [
+    ("hash", {"hash_weight": 10.0, "entropy_weight": 0.0, "balance_weight": 0.0}),
+    ("entropy", {"hash_weight": 0.0, "entropy_weight": 5.0, "balance_weight": 0.0}),
+    ("balance", {"hash_weight": 0.0, "entropy_weight": 0.0, "balance_weight": 10.0}),
+])
+def test_each_loss_term_falls_when_it_drives_training(data, tmp_path, term, weights):
+    """Every term is wired to the weights: given the weight, training lowers it (and the reconstruction)."""
+    train_X, val_X = data
+    history = train(_model(train_X), train_X, val_X, _cfg(epochs=5, **weights), tmp_path)
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
+    assert [h["ramp"] for h in history[:3]] == [0.0, 1.0, 1.0]
+    first_on, last = _first_on_and_last(history)
+    assert last[f"train_{term}"] < 0.5 * first_on[f"train_{term}"]
+    assert last["train_mse"] < history[0]["train_mse"]
+    if term == "entropy":
+        # the trap of STUDY section 2: the bitwise entropy alone is minimised by one constant code
+        assert last["constant_bits"] == 32 and last["distinct_codes"] == 1
+        assert last["train_balance"] > 0.5
+
+
+def test_default_weights_train_without_collapse(data, tmp_path):
+    """The defaults (cluster terms at 0.1 / 0.01 plus the bit-balance term) lower the objective, keep codes apart."""
+    train_X, val_X = data
+    m = _model(train_X)
+    history = train(m, train_X, val_X, _cfg(epochs=6), tmp_path)
+    first_on, last = _first_on_and_last(history)
+    for term in ("mse", "balance", "total"):
+        assert last[f"train_{term}"] < first_on[f"train_{term}"], term
+    assert last["val_mse"] < history[0]["val_mse"]
+    assert last["constant_bits"] == 0 and last["distinct_codes"] > 0.8 * last["windows"]
+    assert 0.35 < last["bit_balance"] < 0.65
+    assert last["intra_hamming"] < last["inter_hamming"]  # copies of one segment are closer than unrelated ones
+    assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()
+    assert load_model(tmp_path / "best.pt", expect_bits=32).bits == 32
+
+
+def test_same_seed_same_weights(data, tmp_path):
+    train_X, val_X = data
+    a, b = _model(train_X), _model(train_X)
+    ha = train(a, train_X, val_X, _cfg(epochs=2), tmp_path / "a")
+    hb = train(b, train_X, val_X, _cfg(epochs=2), tmp_path / "b")
+    for k, v in _weights(a).items():
+        assert torch.equal(v, _weights(b)[k]), k
+    assert [h["train_total"] for h in ha] == [h["train_total"] for h in hb]
+    c = _model(train_X)
+    train(c, train_X, val_X, _cfg(epochs=2, seed=4), tmp_path / "c")
+    assert any(not torch.equal(v, _weights(c)[k]) for k, v in _weights(a).items())
+
+
+def test_resume_equals_uninterrupted(data, tmp_path):
+    train_X, val_X = data
+    straight = _model(train_X)
+    h_straight = train(straight, train_X, val_X, _cfg(epochs=4), tmp_path / "straight")
+    part = _model(train_X)
+    train(part, train_X, val_X, _cfg(epochs=2), tmp_path / "resumed")  # "interrupted" after 2 epochs
+    resumed = _model(train_X, seed=99)  # other initial weights: they must come from last.pt
+    h_resumed = train(resumed, train_X, val_X, _cfg(epochs=4), tmp_path / "resumed")
+    assert len(h_resumed) == 4
+    for k, v in _weights(straight).items():
+        assert torch.equal(v, _weights(resumed)[k]), k
+    for a, b in zip(h_straight, h_resumed):
+        assert a["train_total"] == b["train_total"] and a["val_total"] == b["val_total"]
+
+
+def test_resume_with_other_settings_is_refused(data, tmp_path):
+    train_X, val_X = data
+    train(_model(train_X), train_X, val_X, _cfg(epochs=1), tmp_path)
+    with pytest.raises(ValueError, match="lr"):
+        train(_model(train_X), train_X, val_X, _cfg(epochs=2, lr=1e-3), tmp_path)
+    with pytest.raises(ValueError, match="bits"):
+        train(_model(train_X, bits=16), train_X, val_X, _cfg(epochs=2), tmp_path)
+
+
+def test_early_stopping_and_bad_input(data, tmp_path):
+    train_X, val_X = data
+    history = train(_model(train_X), train_X, val_X, _cfg(epochs=30, lr=0.5, patience=1), tmp_path)
+    assert len(history) < 30  # a huge learning rate stops improving quickly
+    with pytest.raises(ValueError, match=r"\(n_clusters, K, 100, 13\)"):
+        train(_model(train_X), train_X[:, 0], val_X, _cfg(), tmp_path / "x")
+    bad = val_X.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        train(_model(train_X), train_X, bad, _cfg(), tmp_path / "y")
+
+
+@pytest.mark.parametrize("kw", [{"epochs": -1}, {"lr": 0.0}, {"loss_terms": "hash"}, {"device": "tpu"},
+                                {"max_minutes": 0}, {"batch_clusters": 0}])
+def test_bad_config(kw):
+    with pytest.raises(ValueError):
+        TrainConfig(**kw)
+
+
+def test_config_from_params_and_ramp():
+    cfg = TrainConfig.from_params({"epochs": 5, "warmup_epochs": 2, "ramp_epochs": 2})
+    assert [cfg.ramp(e) for e in range(5)] == [0.0, 0.0, 0.5, 1.0, 1.0]
+    with pytest.raises(KeyError, match="epoch"):
+        TrainConfig.from_params({"epoch": 5})
