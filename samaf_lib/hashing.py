@@ -144,7 +144,7 @@ class HammingIndex:
         if kind == "flat":
             self._index = faiss.IndexBinaryFlat(self.bits)
         elif kind == "hash":
-            b = 16 if self.bits >= 16 else self.bits
+            b = min(16, self.bits)
             self._index = faiss.IndexBinaryMultiHash(self.bits, self.bits // b, b)
             self._index.nflip = int(nflip)
         else:
@@ -228,7 +228,7 @@ class HammingIndex:
             np.savez(tmp, index=np.asarray(blob, np.uint8), ids=self._ids, meta=meta)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "HammingIndex":
+    def load(cls, path: str | os.PathLike) -> HammingIndex:
         """Read an index written by :meth:`save`; a missing or corrupt file raises an error naming ``path``."""
         import faiss
 
@@ -249,7 +249,6 @@ class HammingIndex:
         if out.kind == "hash":
             index.nflip = out.settings["nflip"]
         elif out.kind == "ivf":
-            index = faiss.downcast_IndexBinary(index)
             index.nprobe = out.settings["nprobe"]
         out._index, out._ids = index, ids.astype(np.int64)
         return out

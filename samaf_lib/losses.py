@@ -3,7 +3,8 @@
 The paper names three terms: Mean Square Error (reconstruction), a Hash Loss ("minimizing the distance between
 similar hashes and encouraging clustering") and a Bitwise Entropy Loss ("minimizing the variation inside the
 clusters"). The formulas below are our reading of those phrases. A fourth term, the batch bit-balance loss, is ours,
-not the paper's: it guards against the collapse of every code to one constant (STUDY §2, "Collapse").
+not the paper's: it guards against the collapse of every code to one constant (STUDY §2, "Collapse"). A fifth,
+the quantisation loss, is also ours and off by default: it counters the shrinking of z towards 0.
 
 Notation: a batch holds N hash vectors ``z`` in ``(-1, 1)^B`` grouped into clusters ("similar sets": one clean 1-s
 segment and distorted copies of it) by ``cluster_ids``; ``C`` is the number of clusters in the batch and ``m_c`` the
@@ -121,6 +122,26 @@ def bit_balance_loss(z: torch.Tensor) -> torch.Tensor:
     return (z.mean(dim=0) ** 2).mean()
 
 
+def quantisation_loss(z: torch.Tensor) -> torch.Tensor:
+    """Quantisation loss (ours, not the paper's; off by default): mean squared gap between |z| and 1.
+
+    ``L_q = mean_{i, b} (1 - |z_ib|)^2``
+
+    Zero when every activation is saturated at +-1; 1 when z = 0. It counters the shrinking of z towards 0 that
+    lowers the hash and balance losses without making the bits agree (a bit with |z| near 0 flips under small
+    distortions). Its gradient is non-zero at z = 0 (unlike the bitwise entropy's at p = 1/2).
+
+    Parameters
+    ----------
+    z : torch.Tensor, float32, shape (N, B)
+
+    Returns
+    -------
+    torch.Tensor, scalar, in [0, 1]
+    """
+    return ((1.0 - z.abs()) ** 2).mean()
+
+
 def parse_loss_terms(loss_terms: str) -> tuple[bool, bool]:
     """``(use_hash, use_entropy)`` for one of :data:`LOSS_TERMS`; anything else raises ``ValueError``."""
     if loss_terms not in LOSS_TERMS:
@@ -131,13 +152,14 @@ def parse_loss_terms(loss_terms: str) -> tuple[bool, bool]:
 
 def total_loss(recon: torch.Tensor, target: torch.Tensor, z: torch.Tensor, cluster_ids: torch.Tensor,
                hash_weight: float = 0.1, entropy_weight: float = 0.01, balance_weight: float = 0.1,
-               ramp: float = 1.0, loss_terms: str = "mse+hash+entropy") -> tuple[torch.Tensor, dict]:
+               ramp: float = 1.0, loss_terms: str = "mse+hash+entropy",
+               quant_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
     """The training objective and its terms.
 
-    ``L = L_mse + ramp * (w_hash * L_hash + w_ent * L_ent + w_bal * L_bal)``
+    ``L = L_mse + ramp * (w_hash * L_hash + w_ent * L_ent + w_bal * L_bal + w_q * L_q)``
 
-    where a term absent from ``loss_terms`` has weight 0 (``L_bal`` is ours and controlled by its weight alone;
-    set ``balance_weight=0`` for the paper's terms only). ``ramp`` in [0, 1] fades the cluster terms in after the
+    where a term absent from ``loss_terms`` has weight 0 (``L_bal`` and ``L_q`` are ours and controlled by their
+    weights alone; set ``balance_weight=0`` and ``quant_weight=0`` for the paper's terms only). ``ramp`` in [0, 1] fades the cluster terms in after the
     reconstruction warm-up. Every term is computed (and returned) even when its weight is 0, for monitoring.
 
     Parameters
@@ -145,8 +167,8 @@ def total_loss(recon: torch.Tensor, target: torch.Tensor, z: torch.Tensor, clust
     recon, target : torch.Tensor, shape (N, frames, n_mfcc)
     z : torch.Tensor, shape (N, B)
     cluster_ids : torch.Tensor, int, shape (N,)
-    hash_weight, entropy_weight, balance_weight : float
-        Non-negative weights (defaults 0.1, 0.01, 0.1).
+    hash_weight, entropy_weight, balance_weight, quant_weight : float
+        Non-negative weights (defaults 0.1, 0.01, 0.1, 0).
     ramp : float
         Multiplier of the cluster terms, in [0, 1].
     loss_terms : str
@@ -156,10 +178,10 @@ def total_loss(recon: torch.Tensor, target: torch.Tensor, z: torch.Tensor, clust
     -------
     total : torch.Tensor, scalar (with gradient)
     terms : dict of str -> torch.Tensor
-        Detached scalars ``mse``, ``hash``, ``entropy``, ``balance`` and ``total``.
+        Detached scalars ``mse``, ``hash``, ``entropy``, ``balance``, ``quant`` and ``total``.
     """
     for name, w in (("hash_weight", hash_weight), ("entropy_weight", entropy_weight),
-                    ("balance_weight", balance_weight)):
+                    ("balance_weight", balance_weight), ("quant_weight", quant_weight)):
         if not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {w!r}")
     if not (isinstance(ramp, (int, float)) and 0.0 <= ramp <= 1.0):
@@ -169,8 +191,9 @@ def total_loss(recon: torch.Tensor, target: torch.Tensor, z: torch.Tensor, clust
     lh = hash_loss(z, cluster_ids)
     le = bitwise_entropy_loss(z, cluster_ids)
     lb = bit_balance_loss(z)
+    lq = quantisation_loss(z)
     cluster = (hash_weight * lh if use_hash else 0.0) + (entropy_weight * le if use_entropy else 0.0)
-    total = mse + ramp * (cluster + balance_weight * lb)
+    total = mse + ramp * (cluster + balance_weight * lb + quant_weight * lq)
     terms = {"mse": mse.detach(), "hash": lh.detach(), "entropy": le.detach(), "balance": lb.detach(),
-             "total": total.detach()}
+             "quant": lq.detach(), "total": total.detach()}
     return total, terms

