@@ -84,3 +84,16 @@ def update_readme(readme: str | os.PathLike, section: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     write_text(p, text)
+
+
+def level_order(levels) -> list[str]:
+    """Distortion levels in a readable order: numbers ascending, then named levels (small < medium < large)."""
+    named = {"small": 0, "medium": 1, "large": 2, "default": 0, "-": 0}
+
+    def key(v: str):
+        try:
+            return (0, float(v), "")
+        except ValueError:
+            return (1, named.get(v, 9), v)
+
+    return sorted((str(v) for v in levels), key=key)
