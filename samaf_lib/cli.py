@@ -1,1 +1,638 @@
-def main():\n    pass
+"""The ``samaf`` command: index a folder of recordings, identify clips, describe a database.
+
+Three subcommands, each working with any of the study's four systems (``samaf``, ``dejavu``, ``rafs``,
+``panako``) through the common interface of :mod:`samaf_lib.systems`::
+
+    samaf index AUDIO_DIR --system rafs --db music.rafs
+    samaf identify clip1.wav clip2.mp3 --db music.rafs [--json]
+    samaf info --db music.rafs
+
+A database is two files: the system's own saved file at ``PATH`` and a manifest ``PATH.json`` beside it (the
+system's name and parameters, the model file for SAMAF, every indexed file with its size and modification time,
+and every skipped file with the reason). Both are written atomically, and ``index`` saves every ``--save-every``
+files or 60 s, so an interrupted run loses little; running ``index`` again adds only the files not yet indexed.
+
+Audio is read with :func:`samaf_lib.audio.load_audio` (wav, flac, mp3, ogg), averaged to mono and resampled to
+16 kHz before it reaches a system, so every system sees the same signal whatever the files' rates.
+
+Exit codes: 0 success; 1 nothing could be done (``index``: the database holds no reference; ``identify``: every
+file failed); 2 a usage error (bad arguments, missing or mismatched database, no trained model); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+#: File suffixes ``index`` picks up (lower-cased).
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+#: Rate every file is converted to before fingerprinting or identification.
+LOAD_SR = 16000
+#: Where the pipeline's training stage leaves the model ``--system samaf`` uses by default (under the project root).
+DEFAULT_MODEL = "models/samaf-128-mse+hash+entropy/best.pt"
+#: Tag of the manifest written beside every database.
+MANIFEST_FORMAT = "samaf-cli-manifest-v1"
+#: Systems, in the order :func:`detect_system` tries them on a database that lost its manifest (SAMAF last: torch).
+_SYSTEMS = ("dejavu", "rafs", "panako", "samaf")
+#: Seconds between periodic saves while indexing.
+SAVE_SECONDS = 60.0
+
+
+class CLIError(Exception):
+    """A problem to report as one line; ``code`` is the exit status (2: usage error)."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- files ----------------------------------------------------------------------------------------------------------
+def find_audio(root: str | os.PathLike, exclude: Sequence[str | os.PathLike] = ()) -> list[Path]:
+    """Audio files under ``root``, recursively, sorted by their relative path (deterministic).
+
+    Parameters
+    ----------
+    root : path-like
+        A folder.
+    exclude : sequence of path-like
+        Files to leave out (e.g. the database itself when it lives inside ``root``).
+
+    Returns
+    -------
+    list of Path
+        Files whose suffix is one of :data:`AUDIO_SUFFIXES` (any case); hidden files and folders (name starting
+        with ``.``) are left out. Symbolic links to folders are not followed.
+    """
+    root = Path(root)
+    skip = {Path(p).resolve() for p in exclude}
+    out: list[Path] = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for n in names:
+            p = Path(folder) / n
+            if n.startswith(".") or p.suffix.lower() not in AUDIO_SUFFIXES or p.resolve() in skip:
+                continue
+            out.append(p)
+    return sorted(out, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _file_state(path: Path) -> dict[str, int]:
+    st = path.stat()
+    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+
+
+def _decode(path: str) -> tuple[Any, str | None]:
+    """``(audio float32 (n,) at LOAD_SR, None)`` or ``(None, reason)``; runs in worker processes too."""
+    from .audio import AudioError, load_audio
+
+    try:
+        return load_audio(path, sr=LOAD_SR, mono=True), None
+    except AudioError as e:
+        return None, _reason(str(e), path)
+
+
+def _reason(message: str, *names: str) -> str:
+    """An error message without a leading ``"<name>: "`` or ``"reference '<name>': "`` (the caller names it)."""
+    msg = message.strip()
+    for n in names:
+        for prefix in (f"{n}: ", f"reference {n!r}: ", f"query {n!r}: "):
+            if msg.startswith(prefix):
+                return msg[len(prefix):]
+    return msg
+
+
+# -- the manifest ---------------------------------------------------------------------------------------------------
+def manifest_path(db: str | os.PathLike) -> Path:
+    """The manifest beside database ``db``: ``db`` + ``".json"``."""
+    return Path(str(db) + ".json")
+
+
+def read_manifest(db: str | os.PathLike) -> dict | None:
+    """The manifest of ``db``, or ``None`` when there is none; an unreadable one raises :class:`CLIError`."""
+    p = manifest_path(db)
+    if not p.is_file():
+        return None
+    try:
+        m = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise CLIError(f"{p}: unreadable manifest ({e}); delete it to rebuild it from the database") from e
+    if not isinstance(m, dict) or m.get("format") != MANIFEST_FORMAT or m.get("system") not in _SYSTEMS:
+        raise CLIError(f"{p}: not a samaf manifest (expected format {MANIFEST_FORMAT!r}); delete it to rebuild it "
+                       "from the database")
+    m.setdefault("files", {})
+    m.setdefault("skipped", {})
+    return m
+
+
+def _new_manifest(system: Any, model: str | None) -> dict:
+    return {"format": MANIFEST_FORMAT, "system": system.name, "params": _jsonable(system.params), "model": model,
+            "sample_rate": LOAD_SR, "audio_dirs": [], "files": {}, "skipped": {}}
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def save_database(system: Any, db: Path, manifest: dict) -> None:
+    """Write the system to ``db`` and then the manifest beside it, both atomically."""
+    from .io import write_json
+
+    system.save(db)
+    write_json(manifest_path(db), manifest)
+
+
+# -- systems --------------------------------------------------------------------------------------------------------
+def default_model() -> Path:
+    """The model the pipeline trains: :data:`DEFAULT_MODEL` under :func:`samaf_lib.paths.project_root`."""
+    from .paths import project_root
+
+    return project_root() / DEFAULT_MODEL
+
+
+def resolve_model(model: str | None) -> Path:
+    """The SAMAF checkpoint to use: ``model`` if given, else :func:`default_model`; a missing file is a CLIError."""
+    if model is not None:
+        p = Path(model)
+        if not p.is_file():
+            raise CLIError(f"--model {model}: no such file; pass the best.pt written by the training stage")
+        return p.resolve()
+    p = default_model()
+    if not p.is_file():
+        raise CLIError(f"no trained SAMAF model at {p}. Train one with `make repro` (or `dvc repro train`) in the "
+                       f"project folder {p.parents[2]}, or pass --model PATH to a checkpoint (best.pt) written by "
+                       "the training stage; set SAMAF_ROOT to use another project folder.")
+    return p.resolve()
+
+
+def create_system(name: str, params: dict[str, Any], model: str | None) -> tuple[Any, str | None]:
+    """A new, empty system ``name`` with ``params``; for SAMAF the checkpoint is resolved and loaded.
+
+    Returns
+    -------
+    (system, model path or None)
+    """
+    from . import systems
+
+    kwargs = dict(params)
+    model_path = None
+    if name == "samaf":
+        from .model import read_checkpoint
+
+        ckpt = resolve_model(model)
+        try:
+            bits = int(read_checkpoint(ckpt)["config"]["bits"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise CLIError(f"--model {ckpt}: {e}") from e
+        kwargs.setdefault("bits", bits)
+        kwargs["checkpoint"] = str(ckpt)
+        model_path = str(ckpt)
+    elif model is not None:
+        raise CLIError(f"--model applies to --system samaf only, not {name}")
+    try:
+        return systems.get(name, **kwargs), model_path
+    except (TypeError, ValueError, FileNotFoundError) as e:
+        raise CLIError(f"cannot create a {name} database: {e}") from e
+
+
+def detect_system(db: Path) -> str:
+    """The system whose loader accepts ``db`` (used when the manifest is missing); CLIError when none does."""
+    from . import systems
+
+    for name in _SYSTEMS:
+        try:
+            systems.load(name, db)
+        except Exception:  # noqa: BLE001, S112 - each loader rejects another system's file with its own error
+            continue
+        return name
+    raise CLIError(f"{db}: not a database of any system ({', '.join(_SYSTEMS)})")
+
+
+def open_database(db: str | os.PathLike) -> tuple[Any, dict]:
+    """Load an existing database and its manifest (rebuilt from the database when missing).
+
+    Raises
+    ------
+    CLIError
+        No database at ``db``, or it cannot be read.
+    """
+    from . import systems
+
+    db = Path(db)
+    if not db.is_file():
+        hint = " (its manifest is there: was the database moved or deleted?)" if manifest_path(db).is_file() else ""
+        raise CLIError(f"--db {db}: no database there{hint}; create one with `samaf index AUDIO_DIR --system NAME "
+                       f"--db {db}`")
+    manifest = read_manifest(db)
+    name = manifest["system"] if manifest else detect_system(db)
+    try:
+        system = systems.load(name, db)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        raise CLIError(f"--db {db}: cannot open the {name} database ({e})") from e
+    if manifest is None:
+        manifest = _new_manifest(system, None)
+    _reconcile(manifest, system)
+    return system, manifest
+
+
+def _reconcile(manifest: dict, system: Any) -> None:
+    """Make the manifest's file list agree with the references actually in the database."""
+    refs = set(system.references())
+    files = manifest["files"]
+    for rid in list(files):
+        if rid not in refs:  # the database was saved before this entry (cannot happen with save_database's order)
+            del files[rid]
+    for rid in system.references():
+        files.setdefault(rid, {"size": None, "mtime_ns": None, "seconds": None})
+        manifest["skipped"].pop(rid, None)
+
+
+# -- index ----------------------------------------------------------------------------------------------------------
+def _parse_params(items: Sequence[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--param {item!r}: expected KEY=VALUE, e.g. --param min_score=0")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def _open_for_index(args: argparse.Namespace, db: Path) -> tuple[Any, dict, bool]:
+    """``(system, manifest, created)`` for ``index``: the existing database, checked against the arguments."""
+    params = _parse_params(args.param)
+    if db.exists():
+        if not db.is_file():
+            raise CLIError(f"--db {db}: is not a file")
+        system, manifest = open_database(db)
+        if args.system and args.system != system.name:
+            raise CLIError(f"--db {db} is a {system.name} database, not {args.system}; use another --db for "
+                           f"{args.system}, or --system {system.name} to add to this one")
+        if args.model is not None:
+            if system.name != "samaf":
+                raise CLIError(f"--model applies to --system samaf only, not {system.name}")
+            if manifest.get("model") and Path(args.model).resolve() != Path(manifest["model"]):
+                raise CLIError(f"--db {db} was built with the model {manifest['model']}; its hashes are not "
+                               f"comparable with --model {args.model}: use another --db")
+        differ = [f"{k}={system.params.get(k)!r}" for k, v in params.items() if system.params.get(k, object()) != v]
+        if differ:
+            raise CLIError(f"--db {db} was built with other parameters ({', '.join(differ)}); --param only applies "
+                           "to a new database: use another --db")
+        return system, manifest, False
+    if not args.system:
+        raise CLIError(f"--db {db} does not exist yet: say which system builds it with --system "
+                       f"{{{','.join(_SYSTEMS)}}}")
+    system, model_path = create_system(args.system, params, args.model)
+    return system, _new_manifest(system, model_path), True
+
+
+def _decoded(paths: list[Path], jobs: int) -> Iterator[tuple[Path, Any, str | None]]:
+    """``(path, audio or None, reason or None)`` for each path, in order; decoded in ``jobs`` processes."""
+    if jobs <= 1 or len(paths) <= 1:
+        for p in paths:
+            yield (p, *_decode(str(p)))
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending: deque = deque()
+        it = iter(paths)
+        for p in it:
+            pending.append((p, pool.submit(_decode, str(p))))
+            if len(pending) >= 2 * jobs:
+                break
+        while pending:
+            p, fut = pending.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(_decode, str(nxt))))
+            yield (p, *fut.result())
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """``samaf index``: fingerprint the audio files of a folder into a database (resumable)."""
+    from tqdm import tqdm
+
+    root = Path(args.audio_dir)
+    if not root.is_dir():
+        raise CLIError(f"{root}: no such folder")
+    if args.jobs < 1:
+        raise CLIError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.save_every < 1:
+        raise CLIError(f"--save-every must be >= 1, got {args.save_every}")
+    db = Path(args.db)
+    system, manifest, created = _open_for_index(args, db)
+    files = find_audio(root, exclude=[db, manifest_path(db)])
+    if not files and created:
+        raise CLIError(f"{root}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in it or below it", code=1)
+    dirs = manifest.setdefault("audio_dirs", [])
+    if str(root.resolve()) not in dirs:
+        dirs.append(str(root.resolve()))
+
+    todo, n_present, n_changed, n_skipped_before = [], 0, 0, 0
+    for p in files:
+        rid = p.relative_to(root).as_posix()
+        state = _file_state(p)
+        if rid in system:
+            n_present += 1
+            old = manifest["files"].get(rid, {})
+            if old.get("size") is not None and (old["size"], old["mtime_ns"]) != (state["size"], state["mtime_ns"]):
+                n_changed += 1
+                _warn(f"{rid}: changed since it was indexed; kept its old fingerprints (a system cannot remove a "
+                      "reference): build a new database to pick up the change")
+            continue
+        old_skip = manifest["skipped"].get(rid)
+        if old_skip and not args.retry_skipped and (old_skip.get("size"), old_skip.get("mtime_ns")) == (
+                state["size"], state["mtime_ns"]):
+            n_skipped_before += 1
+            continue
+        todo.append((p, rid, state))
+
+    added, skipped = 0, 0
+    dirty = created
+    since_save, last_save = 0, time.monotonic()
+    bar = tqdm(total=len(todo), unit="file", desc=f"index [{system.name}]", disable=True if args.quiet else None,
+               file=sys.stderr, dynamic_ncols=True)
+    interrupted = False
+    decoded = _decoded([p for p, _, _ in todo], args.jobs)
+    try:
+        for (p, rid, state), (_, audio, reason) in zip(todo, decoded):
+            if reason is None:
+                try:
+                    system.add(rid, audio, LOAD_SR)
+                except Exception as e:  # noqa: BLE001 - AudioError (short, silent...) or a failure in one system
+                    kind = "" if isinstance(e, ValueError) else f"{type(e).__name__}: "
+                    reason = kind + _reason(str(e), rid, str(p))
+            if reason is None:
+                manifest["files"][rid] = {**state, "seconds": round(audio.size / LOAD_SR, 3)}
+                manifest["skipped"].pop(rid, None)
+                added += 1
+            else:
+                manifest["skipped"][rid] = {**state, "reason": reason}
+                skipped += 1
+                bar.write(f"samaf index: skipped {rid}: {reason}", file=sys.stderr)
+            dirty = True
+            since_save += 1
+            bar.update(1)
+            if since_save >= args.save_every or time.monotonic() - last_save >= SAVE_SECONDS:
+                save_database(system, db, manifest)
+                since_save, last_save, dirty = 0, time.monotonic(), False
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        decoded.close()
+        bar.close()
+    if dirty or not manifest_path(db).exists():
+        save_database(system, db, manifest)
+    total = len(system)
+    parts = [f"{added} file(s) added", f"{skipped} skipped", f"{n_present} already indexed"]
+    if n_skipped_before:
+        parts.append(f"{n_skipped_before} skipped before and unchanged (--retry-skipped retries them)")
+    if n_changed:
+        parts.append(f"{n_changed} changed since indexed")
+    msg = f"{db} [{system.name}]: {', '.join(parts)}; {total} reference(s) in the database"
+    if interrupted:
+        print(f"samaf index: interrupted; {msg}. Run the same command again to go on.", file=sys.stderr)
+        return 130
+    print(msg)
+    if total == 0:
+        print(f"samaf index: error: no file could be indexed; see the reasons above (or `samaf info --db {db}`)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _warn(message: str) -> None:
+    print(f"samaf index: warning: {message}", file=sys.stderr)
+
+
+# -- identify -------------------------------------------------------------------------------------------------------
+def _query_files(items: Sequence[str]) -> list[Path]:
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        out.extend(find_audio(p) if p.is_dir() else [p])
+    return out
+
+
+def identify_file(system: Any, path: Path, min_seconds: float = 1.0) -> dict[str, Any]:
+    """Identify one file.
+
+    Returns
+    -------
+    dict
+        ``file``, ``ref_id`` (``None`` for no match), ``offset_s`` and ``score`` (``None`` on error) and ``error``
+        (``None``, or why the file could not be queried: unreadable, shorter than ``min_seconds``, silent, ...).
+    """
+    from .audio import AudioError, check_audio
+
+    out: dict[str, Any] = {"file": str(path), "ref_id": None, "offset_s": None, "score": None, "error": None}
+    audio, reason = _decode(str(path))
+    if reason is None:
+        try:
+            check_audio(audio, LOAD_SR, name=str(path), min_duration_s=min_seconds)
+            m = system.identify(audio, LOAD_SR)
+        except AudioError as e:
+            reason = _reason(str(e), str(path))
+    if reason is not None:
+        out["error"] = reason
+        return out
+    out.update(ref_id=m.ref_id, offset_s=round(float(m.offset_s), 3), score=float(m.score))
+    return out
+
+
+def _format_result(r: dict[str, Any]) -> str:
+    if r["error"] is not None:
+        return f"{r['file']}: error: {r['error']}"
+    if r["ref_id"] is None:
+        best = f" (best score {r['score']:.4g})" if r["score"] else ""
+        return f"{r['file']}: no match{best}"
+    return f"{r['file']}: {r['ref_id']} at {r['offset_s']:.2f} s (score {r['score']:.4g})"
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    """``samaf identify``: the reference, offset and score of each file, or "no match"."""
+    if args.min_seconds < 0:
+        raise CLIError(f"--min-seconds must be >= 0, got {args.min_seconds}")
+    system, _ = open_database(args.db)
+    files = _query_files(args.files)
+    if not files:
+        raise CLIError("no audio files to identify (the folders given hold none)")
+    results = []
+    for p in files:
+        r = identify_file(system, p, args.min_seconds)
+        results.append(r)
+        if not args.json:
+            print(_format_result(r), flush=True)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 1 if all(r["error"] is not None for r in results) else 0
+
+
+# -- info -----------------------------------------------------------------------------------------------------------
+def database_info(db: str | os.PathLike) -> dict[str, Any]:
+    """What ``samaf info`` shows: the system's :meth:`stats` plus the file size and the manifest's record."""
+    system, manifest = open_database(db)
+    stats = _jsonable(system.stats())
+    return {
+        "database": str(Path(db).resolve()),
+        "system": system.name,
+        "params": _jsonable(system.params),
+        "references": len(system),
+        "fingerprints": stats.get("fingerprints"),
+        "seconds": stats.get("seconds"),
+        "bytes": stats.get("bytes"),
+        "bytes_on_disk": Path(db).stat().st_size + (manifest_path(db).stat().st_size
+                                                    if manifest_path(db).is_file() else 0),
+        "bits_per_second": stats.get("bits_per_second"),
+        "model": manifest.get("model"),
+        "audio_dirs": manifest.get("audio_dirs", []),
+        "skipped": manifest.get("skipped", {}),
+        "stats": stats,
+    }
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``samaf info``: system, parameters, references, fingerprints, bytes, seconds indexed."""
+    info = database_info(args.db)
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return 0
+    sec = info["seconds"] or 0.0
+    lines = [
+        ("database", info["database"]),
+        ("system", info["system"]),
+        ("references", f"{info['references']:,}"),
+        ("fingerprints", f"{info['fingerprints']:,}" if info["fingerprints"] is not None else "?"),
+        ("audio indexed", f"{sec:,.1f} s ({sec / 3600:.3f} h)"),
+        ("fingerprint bytes", f"{info['bytes']:,}" if info["bytes"] is not None else "?"),
+        ("bytes on disk", f"{info['bytes_on_disk']:,} (database and manifest)"),
+        ("bits per second", f"{info['bits_per_second']:.1f}" if info["bits_per_second"] else "?"),
+    ]
+    if info["model"]:
+        lines.append(("model", info["model"]))
+    for d in info["audio_dirs"]:
+        lines.append(("audio folder", d))
+    lines.append(("skipped files", str(len(info["skipped"]))))
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"{k:<{width}}  {v}")
+    print("parameters")
+    for k in sorted(info["params"]):
+        print(f"  {k} = {json.dumps(info['params'][k])}")
+    for rid, s in sorted(info["skipped"].items()):
+        print(f"skipped  {rid}: {s.get('reason')}")
+    return 0
+
+
+# -- the parser -----------------------------------------------------------------------------------------------------
+_EPILOG = """\
+exit status: 0 success; 1 nothing could be done (index: the database holds no reference; identify: every file
+failed); 2 usage error (bad arguments, missing or mismatched database, no trained model); 130 interrupted.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``samaf`` argument parser with its three subcommands."""
+    systems = list(_SYSTEMS)
+    parser = argparse.ArgumentParser(
+        prog="samaf", epilog=_EPILOG,
+        description="Index recordings and identify clips with SAMAF, Dejavu, RAFS or Panako.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "index", epilog=_EPILOG,
+        help="fingerprint the audio files of a folder into a database (resumable)",
+        description=(
+            "Fingerprint every wav, flac, mp3 and ogg file under AUDIO_DIR (recursively, in sorted order) into the "
+            "database at --db; the reference id of a file is its path relative to AUDIO_DIR. Files that cannot be "
+            "read, are too short or silent are reported by name and skipped. Run the command again to add only "
+            "the files not yet in the database (an interrupted run goes on where it stopped). The database is the "
+            "system's file at PATH plus a manifest PATH.json; both are written atomically."))
+    p.add_argument("audio_dir", metavar="AUDIO_DIR", help="folder of recordings")
+    p.add_argument("--system", choices=systems,
+                   help="the fingerprinting system (required for a new database; must match an existing one)")
+    p.add_argument("--db", required=True, metavar="PATH", help="the database file (created if missing)")
+    p.add_argument("--model", metavar="CHECKPOINT",
+                   help=f"SAMAF only: the trained model (best.pt); default {DEFAULT_MODEL} under the project root, "
+                        "as `make repro` writes it")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="decode and resample files in N worker processes (default 1). Fingerprinting and database "
+                        "writes stay in one process, because each system holds one in-memory database, so N > 1 "
+                        "only speeds up decoding (most for mp3 and ogg)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a system parameter for a new database (repeatable; VALUE read as JSON, else as text), "
+                        "e.g. --param min_score=0.2")
+    p.add_argument("--save-every", type=int, default=50, metavar="N",
+                   help=f"save the database every N files (and at least every {SAVE_SECONDS:g} s); default 50")
+    p.add_argument("--retry-skipped", action="store_true",
+                   help="try again the files skipped by an earlier run even if they have not changed")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser(
+        "identify",
+        help="identify audio clips against a database",
+        description=(
+            "For each FILE (a folder stands for the audio files in it): the reference, where the clip starts in "
+            "it (seconds) and the system's score, or 'no match'. A file that cannot be read, is shorter than "
+            "--min-seconds or is silent gives an 'error: reason' line (with --json an \"error\" field) and the "
+            "others go on."),
+        epilog="exit status: 0 when at least one file could be queried (matched or not); 1 when every file "
+               "failed; 2 usage error (bad arguments, no database).")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio clips (wav, flac, mp3, ogg) or folders of them")
+    p.add_argument("--db", required=True, metavar="PATH", help="a database written by `samaf index`")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON list of {file, ref_id, offset_s, score, error} (ref_id null: no match)")
+    p.add_argument("--min-seconds", type=float, default=1.0, metavar="S",
+                   help="shortest clip queried (default 1.0 s)")
+    p.set_defaults(func=cmd_identify)
+
+    p = sub.add_parser("info", help="describe a database",
+                       description="System, parameters, references, fingerprints, bytes and seconds indexed.")
+    p.add_argument("--db", required=True, metavar="PATH", help="a database written by `samaf index`")
+    p.add_argument("--json", action="store_true", help="print the description as JSON")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``samaf`` command with ``argv`` (default ``sys.argv[1:]``) and return its exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2): argparse has printed the message
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    try:
+        return args.func(args)
+    except CLIError as e:
+        print(f"samaf {args.command}: error: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print(f"samaf {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (`samaf info ... | head`): stop quietly
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), sys.stdout.fileno())
+        return 141
+    except Exception as e:
+        if args.debug:
+            raise
+        print(f"samaf {args.command}: error: {type(e).__name__}: {e} (run `samaf --debug {args.command} ...` for "
+              "the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -161,6 +161,22 @@ class HammingIndex:
     def __len__(self) -> int:
         return self.ntotal
 
+    def set_search(self, nprobe: int | None = None, nflip: int | None = None) -> None:
+        """Change the search effort of a built index: ``nprobe`` (``"ivf"``) or ``nflip`` (``"hash"``).
+
+        Raises ``ValueError`` for a value below 1 (``nprobe``) or 0 (``nflip``), or for a setting the index kind
+        does not have.
+        """
+        for name, v, lo, kind in (("nprobe", nprobe, 1, "ivf"), ("nflip", nflip, 0, "hash")):
+            if v is None:
+                continue
+            if self.kind != kind:
+                raise ValueError(f"{name} applies to the {kind!r} index, this one is {self.kind!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+            setattr(self._index, name, int(v))
+            self.settings[name] = int(v)
+
     def _check_codes(self, codes) -> np.ndarray:
         c = np.ascontiguousarray(_as_numpy(codes))
         if c.ndim != 2 or c.dtype != np.uint8 or c.shape[1] != self.bits // 8:

@@ -111,3 +111,22 @@ def test_load_errors(tmp_path):
     bad.write_bytes(b"garbage")
     with pytest.raises(ValueError, match="bad.npz"):
         HammingIndex.load(bad)
+
+
+def test_set_search_changes_ivf_effort_and_refuses_the_wrong_kind():
+    from samaf_lib.hashing import HammingIndex
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 256, (2000, 16), dtype=np.uint8)
+    ivf = HammingIndex(128, kind="ivf", nlist=16, nprobe=1)
+    ivf.add(codes)
+    ivf.set_search(nprobe=16)
+    assert ivf.settings["nprobe"] == 16
+    d, i = ivf.search(codes[:20], 1)
+    assert (i[:, 0] == np.arange(20)).all() and (d[:, 0] == 0).all()
+    with pytest.raises(ValueError, match="nflip"):
+        ivf.set_search(nflip=1)
+    with pytest.raises(ValueError, match="nprobe"):
+        HammingIndex(128).set_search(nprobe=4)
+    with pytest.raises(ValueError, match=">= 1"):
+        ivf.set_search(nprobe=0)

@@ -54,6 +54,8 @@ from .base import NO_MATCH, Match
 #: Where ``make repro`` leaves the trained model, relative to the project root (``{bits}`` filled in).
 DEFAULT_CHECKPOINT = "models/samaf-{bits}-mse+hash+entropy/best.pt"
 _FORMAT = "samaf-system-v1"
+#: The verification scan looks this far (s) around each voted offset of a candidate reference.
+SCAN_RADIUS_S = 3.0
 
 
 def _default_max_distance(bits: int) -> int:
@@ -347,7 +349,8 @@ class SAMAFSystem:
                 refs.append(ref)
             if len(refs) >= self.params["verify"]:
                 break
-        scans = [(self._scan(codes, q_times, ref), ref) for ref in refs]
+        voted = {ref: [o for _, r, o in candidates if r == ref] for ref in refs}
+        scans = [(self._scan(codes, q_times, ref, voted[ref]), ref) for ref in refs]
         (agree, offset, far), ref = max(scans, key=lambda x: x[0][0])  # first of equals: the better voted
         others = [far] + [sc[0] for sc, r in scans if r != ref]
         others = [o for o in others if np.isfinite(o)]
@@ -362,8 +365,12 @@ class SAMAFSystem:
         sample = self._codes[np.linspace(0, n - 1, min(n, 256)).astype(np.int64)]
         return float(np.mean(1.0 - 2.0 * hamming(codes, sample) / self.bits))
 
-    def _scan(self, codes: np.ndarray, q_times: np.ndarray, ref: int) -> tuple[float, float, float]:
+    def _scan(self, codes: np.ndarray, q_times: np.ndarray, ref: int,
+              around: list[float] | None = None) -> tuple[float, float, float]:
         """Agreement of the query with reference ``ref`` at every offset on the query-hop grid.
+
+        With ``around`` (the voted offsets of this reference), only offsets within :data:`SCAN_RADIUS_S` of one
+        of them are scanned, so the cost depends on the query, not on the reference's length.
 
         At offset ``o`` each reference window whose start ``T`` falls within the query's span (``o + [0, last
         query window]``, +- half a reference hop) is compared with the query window nearest to ``T - o``; the
@@ -393,6 +400,15 @@ class SAMAFSystem:
         n_expected = int(np.floor(span / db_hop)) + 1
         o_lo, o_hi = times[0] - half, max(times[0] - half, times[-1] - span + half)
         offsets = np.round(np.arange(np.floor(o_lo / q_hop), np.ceil(o_hi / q_hop) + 1) * q_hop, 6)
+        if around:
+            near = np.min(np.abs(offsets[:, None] - np.asarray(around, np.float64)[None, :]), axis=1)
+            keep_off = near <= SCAN_RADIUS_S + 1e-9
+            keep = (times >= offsets[keep_off].min() - half) & (times <= offsets[keep_off].max() + span + half) \
+                if keep_off.any() else np.zeros(times.size, bool)
+            if keep.any():  # the windows are sorted by time: keep one contiguous run
+                offsets = offsets[keep_off]
+                first, last = int(np.argmax(keep)), times.size - int(np.argmax(keep[::-1]))
+                lo, hi, times = lo + first, lo + last, times[first:last]
         dist = hamming(self._codes[lo:hi], codes)  # (reference windows, query windows)
         k = np.round((times[:, None] - offsets[None, :]) / q_hop).astype(np.int64)  # nearest full-grid window
         inside = (k >= 0) & (k < n_full) & (np.abs(times[:, None] - offsets[None, :] - k * q_hop) <= half + 1e-6)
