@@ -428,7 +428,7 @@ class SAMAFSystem:
         a = check_audio(audio, sr, name="audio", min_duration_s=self.features.window_s, allow_silence=True)
         return self._windows(self._prepare(a, sr), hop_s or self.params["db_hop_s"])[0]
 
-    def candidates(self, audio: np.ndarray, sr: int, top: int = 5) -> "pd.DataFrame":
+    def candidates(self, audio: np.ndarray, sr: int, top: int = 5) -> "pandas.DataFrame":  # noqa: F821
         """The vote table of a query: its ``top`` best-voted (reference, offset) candidates.
 
         Returns
