@@ -53,9 +53,6 @@ QUERY_SNR_DB = 20.0
 TARGET_MS = 100.0
 TARGET_BYTES = 1 << 30
 #: Voices for the generated base recording (eSpeak NG language, variant).
-_VOICES = [("en-us", "m1"), ("en-us", "f2"), ("fr", "m3"), ("de", "f1"), ("es", "m2"), ("it", "f3"),
-           ("en", "m4"), ("pt", "f4"), ("nl", "m5"), ("sv", "f5"), ("pl", "m6"), ("en-us", "m7")]
-
 FULL = {"base_s": 300.0, "fp_s": 60.0, "tile_s": 300.0, "baseline_hours": [1.0, 10.0], "samaf_real_hours": 1.0,
         "samaf_hours": [1.0, 10.0, 100.0, 1000.0], "queries": 20, "max_build_s": 300.0}
 QUICK = {"base_s": 40.0, "fp_s": 20.0, "tile_s": 40.0, "baseline_hours": [0.05], "samaf_real_hours": 0.05,
@@ -123,22 +120,10 @@ def describe_machine() -> dict[str, Any]:
 
 
 def make_speech(seed: int, seconds: float) -> np.ndarray:
-    """Generated speech, ``seconds`` long, float32 at 16 kHz (eSpeak NG, voice and sentences from ``seed``)."""
-    from samaf_lib.audio import resample
-    from samaf_lib.corpus.espeak import synthesize
-    from samaf_lib.corpus.text import sentence
+    """Generated speech, ``seconds`` long, float32 at 16 kHz (voice and sentences from ``seed``)."""
+    from samaf_lib.corpus.samples import make_speech as speech
 
-    rng = np.random.default_rng(seed)
-    lang, variant = _VOICES[seed % len(_VOICES)]
-    pieces, total = [], 0
-    while total < seconds * SR:
-        a, native = synthesize(sentence(rng), lang, variant, rate=int(rng.integers(140, 200)),
-                               pitch=int(rng.integers(30, 70)))
-        a = resample(a, native, SR)
-        pieces.append(a)
-        total += a.size
-    out = np.concatenate(pieces)[: int(seconds * SR)]
-    return (0.9 * out / np.max(np.abs(out))).astype(np.float32)
+    return speech(seed, seconds, SR)
 
 
 def base_recording(seconds: float) -> np.ndarray:
