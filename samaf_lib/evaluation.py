@@ -764,14 +764,7 @@ def classify_attributes(X: np.ndarray, labels: pd.DataFrame, tasks: Iterable[str
         test_all = np.concatenate([te for _, te in fs])
         chance = sum(int(pd.Series(y[te]).value_counts().iloc[0]) for _, te in fs) / len(test_all)
         for c in classifiers:
-            pred = []
-            for tr, te in fs:
-                model = _classifier(c, len(tr))
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # convergence and single-class-fold warnings
-                    model.fit(X[tr], y[tr])
-                    pred.append(model.predict(X[te]))
-            p = np.concatenate(pred)
+            p = _out_of_fold(X, y, fs, c)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true"
                 bal = float(balanced_accuracy_score(y[test_all], p))
@@ -781,6 +774,44 @@ def classify_attributes(X: np.ndarray, labels: pd.DataFrame, tasks: Iterable[str
     cols = ["task", "classifier", "accuracy", "balanced_accuracy", "chance", "chance_balanced", "n_folds",
             "n_samples", "n_classes", "n_groups", "note"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _out_of_fold(X: np.ndarray, y: np.ndarray, fs: list[tuple[np.ndarray, np.ndarray]],
+                 classifier: str) -> np.ndarray:
+    """Predictions for the concatenated test folds of ``fs``, each from a model fitted on its training fold."""
+    pred = []
+    for tr, te in fs:
+        model = _classifier(classifier, len(tr))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence and single-class-fold warnings
+            model.fit(X[tr], y[tr])
+            pred.append(model.predict(X[te]))
+    return np.concatenate(pred)
+
+
+def attribute_confusion(X: np.ndarray, labels: pd.DataFrame, task: str, classifier: str = "logreg",
+                        n_splits: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Confusion matrix of one attribute classifier, from the same out-of-fold predictions as
+    :func:`classify_attributes`.
+
+    Returns
+    -------
+    DataFrame
+        Counts, true classes as rows and predicted classes as columns (both sorted); empty when the task cannot
+        be cross-validated.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    labels = labels.reset_index(drop=True)
+    fs = folds(labels, task, n_splits=n_splits, seed=seed)
+    if not fs:
+        return pd.DataFrame()
+    _, y_all, _ = _labels_for(labels, task)
+    y = y_all.astype(str)
+    truth = y[np.concatenate([te for _, te in fs])]
+    pred = _out_of_fold(X, y, fs, classifier)
+    classes = sorted(set(truth) | set(pred))
+    return pd.crosstab(pd.Categorical(truth, classes), pd.Categorical(pred, classes), rownames=["true"],
+                       colnames=["predicted"], dropna=False)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -531,3 +531,20 @@ def test_paper_claims_classification_and_bits_verdicts():
     assert _verdicts(_summary(top, bps=512.0, bits=128))["c"] == "holds in part"
     assert _verdicts(_summary(top, bps=512.0, bits=64))["c"] == "does not hold"
     assert _verdicts(_summary(top, bps=float("nan")))["c"] == "not measured"
+
+
+def test_attribute_confusion_counts_every_out_of_fold_prediction():
+    from samaf_lib.evaluation import attribute_confusion
+
+    rng = np.random.default_rng(0)
+    n = 60
+    labels = pd.DataFrame({"speaker_id": [f"s{i % 12}" for i in range(n)],
+                           "gender": ["m" if i % 12 < 6 else "f" for i in range(n)],
+                           "nationality": "x", "distortion": "clean", "utterance_id": [f"u{i}" for i in range(n)]})
+    X = rng.normal(size=(n, 4))
+    X[:, 0] += np.where(labels.gender == "m", 4.0, -4.0)  # separable
+    cm = attribute_confusion(X, labels, "gender")
+    assert list(cm.index) == ["f", "m"] and list(cm.columns) == ["f", "m"]
+    assert int(cm.to_numpy().sum()) == n
+    assert np.trace(cm.to_numpy()) >= 0.9 * n
+    assert attribute_confusion(X, labels, "nationality").empty  # one class: cannot be cross-validated
