@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_path
+from .io import atomic_path, save_npz
 
 #: Index kinds: exact brute force, multi-substring hashing (approximate), inverted lists (approximate).
 INDEX_KINDS = ("flat", "hash", "ivf")
@@ -241,7 +241,7 @@ class HammingIndex:
         meta = np.array([_FORMAT, self.kind, str(self.bits), str(self.settings["nflip"]),
                          str(self.settings["nlist"]), str(self.settings["nprobe"])])
         with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, index=np.asarray(blob, np.uint8), ids=self._ids, meta=meta)
+            save_npz(tmp, False, index=np.asarray(blob, np.uint8), ids=self._ids, meta=meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> HammingIndex:

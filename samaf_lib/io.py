@@ -7,10 +7,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:  # pandas costs a quarter of a second of start-up; imported where a CSV is written
+    import pandas as pd
 
 import numpy as np
-import pandas as pd
 
 
 @contextlib.contextmanager
@@ -52,10 +54,49 @@ def write_csv(path: str | os.PathLike, df: pd.DataFrame) -> None:
         df.to_csv(tmp, index=False)
 
 
-def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """Write arrays to a compressed ``.npz``, atomically."""
+#: Timestamp written for every member of an ``.npz`` archive (zip's earliest date), so that the same arrays
+#: always give the same bytes (``np.savez`` stamps each member with the current time).
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def save_npz(file: Any, compress: bool = True, **arrays: np.ndarray) -> None:
+    """Write arrays as an ``.npz`` (a zip of ``.npy`` members) to a path or an open binary file, byte-reproducibly.
+
+    Readable with ``np.load``. Unlike ``np.savez``, every member carries a fixed timestamp and the members are
+    written in the order given, so equal arrays give an identical file (DVC hashes stay the same across runs).
+    Not atomic by itself: :func:`write_npz` is.
+
+    Parameters
+    ----------
+    file : path-like or binary file object
+        Where the archive goes.
+    compress : bool
+        Deflate the members (default) or store them as they are.
+    **arrays : np.ndarray
+        Member name -> array; object arrays are refused (``np.load(allow_pickle=False)`` must read the file).
+    """
+    import io as _io
+    import zipfile
+
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(file, "w", compression=method, allowZip64=True) as zf:
+        for name, value in arrays.items():
+            arr = np.asanyarray(value)
+            if arr.dtype.hasobject:
+                raise ValueError(f"npz member {name!r} is an object array; store strings as fixed-width unicode "
+                                 "(np.array([...], dtype=str))")
+            buf = _io.BytesIO()
+            np.lib.format.write_array(buf, arr, allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.compress_type = method
+            info.external_attr = 0o600 << 16
+            zf.writestr(info, buf.getvalue())
+
+
+def write_npz(path: str | os.PathLike, compress: bool = True, **arrays: np.ndarray) -> None:
+    """Write arrays to an ``.npz`` atomically (temporary file, then rename) with :func:`save_npz`."""
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)
+        save_npz(tmp, compress, **arrays)
 
 
 def _json_default(o: Any) -> Any:

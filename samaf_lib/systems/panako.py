@@ -64,7 +64,7 @@ import numpy as np
 from scipy.ndimage import maximum_filter
 
 from ..audio import SILENCE_RMS, AudioError, check_audio, resample, rms
-from ..io import atomic_path
+from ..io import atomic_path, save_npz
 from .base import NO_MATCH, Match
 
 #: Bytes per stored triplet: hash int64 + ref int32 + t1 int32 + f1 int16 + dt13 int16.
@@ -820,7 +820,7 @@ class Panako:
         meta = {"format": FILE_FORMAT, "params": self.params, "ref_ids": self._ref_ids,
                 "seconds": self._seconds}
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:   # a file object: numpy adds no ".npz" suffix
-            np.savez_compressed(fh, meta=np.array(json.dumps(meta)), hashes=keys, refs=refs, t1=t1, f1=f1, dt13=dt)
+            save_npz(fh, True, meta=np.array(json.dumps(meta)), hashes=keys, refs=refs, t1=t1, f1=f1, dt13=dt)
         self._file_bytes = Path(path).stat().st_size
 
     @classmethod

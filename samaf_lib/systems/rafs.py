@@ -1,6 +1,6 @@
 """RAFS: Haitsma & Kalker's "highly robust audio fingerprinting system" (ISMIR 2002), written from the paper.
 
-Extraction (paper §4.2, STUDY §5)
+Extraction (paper §4.2, docs/study.md, Systems)
     Audio is resampled to 5512 Hz mono and cut into 2048-sample Hann frames (0.37 s) every 64 samples (11.6 ms,
     overlap 31/32). The power spectrum of each frame is summed over 33 non-overlapping bands spaced
     logarithmically between 300 and 2000 Hz, giving band energies ``E(n, m)``. Bit ``m`` (0..31) of the
@@ -46,7 +46,7 @@ import numpy as np
 import scipy.fft
 
 from ..audio import SILENCE_RMS, AudioError, check_audio, resample, rms
-from ..io import atomic_path
+from ..io import atomic_path, save_npz
 from .base import NO_MATCH, Match
 
 #: Number of bits per sub-fingerprint (33 bands give 32 band differences).
@@ -569,7 +569,7 @@ class RAFS:
         db = self._database()
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, format=np.array(_FORMAT), params=np.array(json.dumps(self.params, sort_keys=True)),
+                save_npz(f, False, format=np.array(_FORMAT), params=np.array(json.dumps(self.params, sort_keys=True)),
                          ids=np.array(self._ids, dtype=np.str_), seconds=np.array(self._seconds, np.float64),
                          codes=db["codes"], lengths=db["lengths"],
                          quiet=np.packbits(db["quiet"]))
