@@ -1,5 +1,10 @@
-"""Training "similar sets" for the autoencoder (STUDY §2): one clean 1-s segment of a training utterance plus
+"""Training "similar sets" for the autoencoder (docs/samaf.md): one clean 1-s segment of a training utterance plus
 K - 1 distorted copies of it, each also shifted by up to ``max_shift_s`` so that off-grid queries still match.
+
+The K copies of a cluster are a *bank*: training draws ``train.members`` of them (8 of 16 by default) afresh for
+every epoch, so the distortions a cluster shows change from epoch to epoch without re-rendering audio while
+training. The distortion of each copy is drawn from every (distortion, level) condition, with the conditions of
+:data:`HARD_CONDITIONS` (where a first version of SAMAF failed) ``hard_weight`` times as likely as the others.
 
 A copy is made from a context excerpt around the segment (so reverb and echo have a past), distorted, and cut
 back to the segment; for a time-scale change (``speed``, ``tempo`` with factor f) the segment's start moves to
@@ -24,6 +29,32 @@ CONTEXT_S = 0.5
 _TIME_SCALING = {"speed", "tempo"}
 
 
+def is_hard(name: str, level) -> bool:
+    """Whether a (distortion, level) condition belongs to the families a first SAMAF model failed on.
+
+    Those are: white or pink noise at 10 dB SNR or less, babble at any level, the large room's reverb, speed and
+    pitch changes of 10 % (factor 0.90 or 1.10), and band-limiting (low-pass, high-pass, band-pass, telephone).
+    """
+    if name in ("noise_white", "noise_pink"):
+        return float(level) <= 10
+    if name == "babble":
+        return True
+    if name == "reverb":
+        return str(level) == "large"
+    if name in ("speed", "pitch"):
+        return abs(float(level) - 1.0) >= 0.1 - 1e-9
+    return name in ("lowpass", "highpass", "bandpass", "telephone")
+
+
+def condition_weights(conditions: list[tuple[str, object]], hard_weight: float) -> np.ndarray:
+    """Sampling probabilities of ``conditions``: 1 for each, ``hard_weight`` for :func:`is_hard` ones, normalised."""
+    if not (isinstance(hard_weight, (int, float)) and not isinstance(hard_weight, bool) and hard_weight > 0
+            and np.isfinite(hard_weight)):
+        raise ValueError(f"clusters.hard_weight must be a number > 0, got {hard_weight!r}")
+    w = np.array([hard_weight if is_hard(n, lv) else 1.0 for n, lv in conditions], np.float64)
+    return w / w.sum()
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
     """One planned cluster: the source utterance, the clean segment start and the copies' recipes."""
@@ -34,8 +65,13 @@ class ClusterSpec:
 
 
 def plan_clusters(meta: pd.DataFrame, split: str, n_clusters: int, cluster_size: int, max_shift_s: float,
-                  conditions: list[tuple[str, object]], seed: int, window_s: float = 1.0) -> list[ClusterSpec]:
-    """Draw ``n_clusters`` clusters from utterances of ``split`` (seeded; independent of processing order)."""
+                  conditions: list[tuple[str, object]], seed: int, window_s: float = 1.0,
+                  hard_weight: float = 1.0) -> list[ClusterSpec]:
+    """Draw ``n_clusters`` clusters from utterances of ``split`` (seeded; independent of processing order).
+
+    Each of the ``cluster_size - 1`` copies gets a condition drawn with :func:`condition_weights` (``hard_weight``
+    1 draws every condition alike), a shift uniform in ``[-max_shift_s, max_shift_s]`` and its own seed.
+    """
     if cluster_size < 2:
         raise ValueError(f"clusters.cluster_size must be >= 2 (one clean + copies), got {cluster_size}")
     if n_clusters < 1:
@@ -45,6 +81,7 @@ def plan_clusters(meta: pd.DataFrame, split: str, n_clusters: int, cluster_size:
     pool = meta[(meta["split"] == split) & (meta["duration_s"] >= window_s + 2 * max_shift_s)]
     if pool.empty:
         raise ValueError(f"no '{split}' utterances long enough to cut training clusters from")
+    probs = condition_weights(conditions, hard_weight)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 104729, len(split)]))
     specs = []
     for _ in range(n_clusters):
@@ -52,7 +89,7 @@ def plan_clusters(meta: pd.DataFrame, split: str, n_clusters: int, cluster_size:
         start = float(rng.uniform(max_shift_s, float(u["duration_s"]) - window_s - max_shift_s))
         copies = []
         for _k in range(cluster_size - 1):
-            name, level = conditions[int(rng.integers(len(conditions)))]
+            name, level = conditions[int(rng.choice(len(conditions), p=probs))]
             shift = float(rng.uniform(-max_shift_s, max_shift_s))
             copies.append((name, level, shift, int(rng.integers(0, 2**31 - 1))))
         specs.append(ClusterSpec(str(u["utterance_id"]), round(start, 4), tuple(copies)))

@@ -1,4 +1,4 @@
-"""The SAMAF sequence-to-sequence autoencoder (STUDY §2).
+"""The SAMAF sequence-to-sequence autoencoder (docs/samaf.md).
 
 An LSTM encoder reads a 1-s window of MFCCs, shaped ``(100, 13)``, and its last hidden state is mapped to the hash
 layer ``z = tanh(W h_T + b)`` in ``(-1, 1)^B``. The hash bits are ``z > 0``. An LSTM decoder is fed ``z`` at every
@@ -28,7 +28,7 @@ from .io import atomic_path
 CHECKPOINT_FORMAT = "samaf-checkpoint-v1"
 
 #: The configuration keys of :class:`SAMAF`, in constructor order.
-CONFIG_KEYS = ("bits", "hidden", "layers", "n_mfcc", "frames", "reverse_target", "dropout")
+CONFIG_KEYS = ("bits", "hidden", "layers", "n_mfcc", "frames", "reverse_target", "dropout", "cmn")
 
 
 class SAMAF(nn.Module):
@@ -50,6 +50,11 @@ class SAMAF(nn.Module):
         Reconstruct the window reversed in time (auDeep style) rather than in order.
     dropout : float
         Dropout between stacked LSTM layers (only used when ``layers > 1``), in [0, 1).
+    cmn : bool
+        Per-window cepstral mean normalisation (ours, not the paper's): subtract each coefficient's mean over the
+        window's frames before standardising, which removes a fixed channel (EQ, gain, band-limiting shifts the
+        cepstrum by a constant). The standardisation statistics must then be fitted on mean-normalised windows
+        (:meth:`samaf_lib.features.Standardiser.fit` with ``cmn=True``).
 
     Attributes
     ----------
@@ -60,7 +65,7 @@ class SAMAF(nn.Module):
     """
 
     def __init__(self, bits: int = 128, hidden: int | None = None, layers: int = 1, n_mfcc: int = 13,
-                 frames: int = 100, reverse_target: bool = True, dropout: float = 0.0) -> None:
+                 frames: int = 100, reverse_target: bool = True, dropout: float = 0.0, cmn: bool = False) -> None:
         super().__init__()
         hidden = bits if hidden is None else hidden
         _check_int("bits", bits, 8)
@@ -74,9 +79,12 @@ class SAMAF(nn.Module):
             raise ValueError(f"reverse_target must be a bool, got {reverse_target!r}")
         if not isinstance(dropout, (int, float)) or not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
+        if not isinstance(cmn, (bool, np.bool_)):
+            raise ValueError(f"cmn must be a bool, got {cmn!r}")
         self.config: dict[str, Any] = {
             "bits": int(bits), "hidden": int(hidden), "layers": int(layers), "n_mfcc": int(n_mfcc),
             "frames": int(frames), "reverse_target": bool(reverse_target), "dropout": float(dropout),
+            "cmn": bool(cmn),
         }
         between = float(dropout) if layers > 1 else 0.0
         self.encoder = nn.LSTM(n_mfcc, hidden, num_layers=layers, batch_first=True, dropout=between)
@@ -133,11 +141,19 @@ class SAMAF(nn.Module):
         self.std.copy_(s)
 
     def standardise(self, x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
-        """``(x - mean) / std`` per coefficient (last axis). A numpy array in gives float32 numpy out."""
+        """``(x - mean) / std`` per coefficient (last axis), after the per-window mean normalisation when ``cmn``.
+
+        ``x`` is shaped ``(..., frames, n_mfcc)``; the window mean is taken over the frames axis. A numpy array in
+        gives float32 numpy out.
+        """
         if isinstance(x, np.ndarray):
             mean = self.mean.detach().cpu().numpy()
             std = self.std.detach().cpu().numpy()
+            if self.config["cmn"]:
+                x = x - x.mean(axis=-2, keepdims=True)
             return ((x - mean) / std).astype(np.float32)
+        if self.config["cmn"]:
+            x = x - x.mean(dim=-2, keepdim=True)
         return (x - self.mean) / self.std
 
     # -- the network --------------------------------------------------------------------------------------------

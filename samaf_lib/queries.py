@@ -1,4 +1,4 @@
-"""The shared query set of the protocol (STUDY §6): one manifest and one folder of distorted excerpts that every
+"""The shared query set of the protocol (docs/study.md, Protocol): one manifest and one folder of distorted excerpts that every
 system answers.
 
 Each condition is a (distortion, level) pair plus ``("clean", "-")``. For every condition and query length L,
@@ -63,8 +63,10 @@ def plan_queries(meta: pd.DataFrame, conditions: list[tuple[str, object]], lengt
         Positives per (condition, length); as many negatives.
     seed : int
         Seed of the plan. The calibration set uses the same function with ``query_set="calib"``, which draws from
-        an independent stream (other offsets, other seeds) and takes its negatives from ``val``.
-    query_set : {"test", "calib"}
+        an independent stream (other offsets, other seeds) and takes its negatives from ``val``. The validation
+        set of training (``query_set="val"``) has its positives from ``val`` utterances (its own reference
+        database) and its negatives from ``train`` utterances, so it never reads a test or unseen utterance.
+    query_set : {"test", "calib", "val"}
 
     Returns
     -------
@@ -72,16 +74,18 @@ def plan_queries(meta: pd.DataFrame, conditions: list[tuple[str, object]], lengt
     """
     if per_condition < 1:
         raise ValueError(f"queries.per_condition must be >= 1, got {per_condition}")
-    if query_set not in ("test", "calib"):
-        raise ValueError(f"query_set must be 'test' or 'calib', got {query_set!r}")
+    pools = {"test": ("test", "unseen"), "calib": ("test", "val"), "val": ("val", "train")}
+    if query_set not in pools:
+        raise ValueError(f"query_set must be one of {', '.join(pools)}, got {query_set!r}")
     conds = [CLEAN] + [c for c in conditions if c != CLEAN]
-    pos_pool = meta[meta["split"] == "test"].reset_index(drop=True)
-    neg_pool = meta[meta["split"] == ("unseen" if query_set == "test" else "val")].reset_index(drop=True)
-    for name, pool in (("test", pos_pool), ("unseen" if query_set == "test" else "val", neg_pool)):
+    pos_split, neg_split = pools[query_set]
+    pos_pool = meta[meta["split"] == pos_split].reset_index(drop=True)
+    neg_pool = meta[meta["split"] == neg_split].reset_index(drop=True)
+    for name, pool in ((pos_split, pos_pool), (neg_split, neg_pool)):
         if pool.empty:
             raise ValueError(f"no '{name}' utterances to draw {query_set} queries from; "
                              "check data.frac_* in params.yaml")
-    stream = 0 if query_set == "test" else 1
+    stream = {"test": 0, "calib": 1, "val": 2}[query_set]
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7919, stream]))
     rows = []
     for name, level in conds:

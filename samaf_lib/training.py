@@ -1,16 +1,20 @@
-"""Training SAMAF on clusters of similar 1-s windows (STUDY §2).
+"""Training SAMAF on clusters of similar 1-s windows (docs/samaf.md, "Training").
 
 A cluster ("similar set") is one clean training segment plus distorted, slightly shifted copies of it. A batch
 holds ``batch_clusters`` clusters with ``members`` of their copies each (drawn at random, without replacement).
 The first ``warmup_epochs`` optimise reconstruction alone; the cluster terms (and our bit-balance term) then ramp
-in linearly over ``ramp_epochs`` (STUDY §2, "Collapse": the warm-up lets z carry information before the cluster
+in linearly over ``ramp_epochs`` (docs/samaf.md, "Collapse": the warm-up lets z carry information before the cluster
 terms, which a constant code would minimise, start to pull).
 
-Reproducibility: a ``torch.Generator`` seeded with ``seed`` draws every batch; the global torch RNG (dropout) is
-seeded inside :func:`torch.random.fork_rng`, so calling :func:`train` changes no global state; deterministic
-algorithms are switched on for the run. ``out_dir/last.pt`` is written after every epoch with the optimiser and
-RNG states, so an interrupted run resumed with the same arguments ends with the same weights as an uninterrupted
-one (on the same device and thread count).
+Reproducibility: the length of a run is a number of epochs (with early stopping on a validation measure), never
+wall time, so a busy machine takes longer and gives the same model. A ``torch.Generator`` seeded with ``seed``
+draws every batch; the global torch RNG (dropout) is seeded inside :func:`torch.random.fork_rng`, so calling
+:func:`train` changes no global state; deterministic algorithms are switched on and torch runs on ``threads``
+threads for the run (the float reductions of a CPU kernel depend on the thread count, not on the load).
+Checkpoints hold no timings: ``out_dir/last.pt`` (every epoch, with the optimiser and RNG states, so an interrupted
+run resumed with the same arguments ends with the same weights) and ``best.pt`` are byte-identical from one run
+to the next. An optional ``time_limit_minutes`` stops a run that takes too long with :class:`TrainingTimeLimit`
+instead of returning a shorter model.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +38,13 @@ from .model import SAMAF, check_config, load_state, read_checkpoint, save_checkp
 #: Terms logged for train and val, in this order.
 TERMS = ("mse", "hash", "entropy", "balance", "quant", "total")
 #: Settings that may change between an interrupted run and its resumption.
-_RESUMABLE = {"epochs", "max_minutes", "device", "patience"}
+_RESUMABLE = {"epochs", "time_limit_minutes", "device", "patience"}
+#: Validation measures an early stop can follow, and whether higher is better.
+SELECT_METRICS = {"val_total": False, "val_top1": True}
+
+
+class TrainingTimeLimit(RuntimeError):
+    """A training run passed its ``time_limit_minutes``; the checkpoints so far are kept and the run resumes."""
 
 
 @dataclass
@@ -69,9 +79,18 @@ class TrainConfig:
         Seeds batch sampling and dropout.
     device : str
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    max_minutes : float or None
-        Stop after the epoch during which this much training time has passed (not reproducible across machines;
-        ``None`` for no budget).
+    time_limit_minutes : float or None
+        A guard, not a budget: when an epoch ends after this much wall time, :func:`train` raises
+        :class:`TrainingTimeLimit` (the checkpoints are kept; rerunning resumes). ``None`` for no limit.
+    form : str
+        Reading of the paper's cluster terms: ``"literal"`` or ``"working"`` (:mod:`samaf_lib.losses`).
+    temperature : float
+        NT-Xent temperature of the working hash loss (0.1).
+    threads : int
+        Torch CPU threads during the run (results depend on this number, never on the load); 0 keeps torch's.
+    select : str
+        What early stopping and ``best.pt`` follow: ``"val_top1"`` (the validation identification measure of the
+        ``validate`` callback, higher is better) or ``"val_total"`` (validation loss, lower is better).
     """
 
     epochs: int = 20
@@ -89,7 +108,11 @@ class TrainConfig:
     loss_terms: str = "mse+hash+entropy"
     seed: int = 0
     device: str = "auto"
-    max_minutes: float | None = None
+    time_limit_minutes: float | None = None
+    form: str = "literal"
+    temperature: float = 0.1
+    threads: int = 0
+    select: str = "val_total"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -97,7 +120,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad setting and its allowed range."""
         for name, lo in (("epochs", 0), ("batch_clusters", 1), ("members", 1), ("warmup_epochs", 0),
-                         ("ramp_epochs", 0), ("patience", 0), ("seed", 0)):
+                         ("ramp_epochs", 0), ("patience", 0), ("seed", 0), ("threads", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
                 raise ValueError(f"train.{name} must be an integer >= {lo}, got {v!r}")
@@ -112,9 +135,18 @@ class TrainConfig:
         if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "cuda")
                                                     or self.device.startswith("cuda:")):
             raise ValueError(f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
-        if self.max_minutes is not None and (isinstance(self.max_minutes, bool) or not isinstance(
-                self.max_minutes, (int, float)) or not self.max_minutes > 0):
-            raise ValueError(f"train.max_minutes must be a number > 0 or None, got {self.max_minutes!r}")
+        t = self.time_limit_minutes
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0):
+            raise ValueError(f"train.time_limit_minutes must be a number > 0 or None (no limit), got {t!r}")
+        from .losses import LOSS_FORMS
+
+        if self.form not in LOSS_FORMS:
+            raise ValueError(f"loss.form must be one of {', '.join(LOSS_FORMS)}; got {self.form!r}")
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or not (
+                math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"loss.temperature must be a number > 0, got {self.temperature!r}")
+        if self.select not in SELECT_METRICS:
+            raise ValueError(f"train.select must be one of {', '.join(SELECT_METRICS)}; got {self.select!r}")
 
     @classmethod
     def from_params(cls, section: dict | None) -> TrainConfig:
@@ -198,7 +230,8 @@ def _train_epoch(model: SAMAF, X: torch.Tensor, cfg: TrainConfig, ramp: float, o
         ids = _cluster_ids(idx.numel(), kk, X.device)
         recon, z = model(x)
         loss, terms = total_loss(recon, model.target(x), z, ids, cfg.hash_weight, cfg.entropy_weight,
-                                 cfg.balance_weight, ramp, cfg.loss_terms, cfg.quant_weight)
+                                 cfg.balance_weight, ramp, cfg.loss_terms, cfg.quant_weight, cfg.form,
+                                 cfg.temperature)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.clip > 0:
@@ -235,7 +268,8 @@ def evaluate(model: SAMAF, X: torch.Tensor, cfg: TrainConfig) -> dict[str, float
         x = x.reshape(-1, *X.shape[2:])
         recon, z = model(x)
         _, terms = total_loss(recon, model.target(x), z, _cluster_ids(c, kk, X.device), cfg.hash_weight,
-                              cfg.entropy_weight, cfg.balance_weight, 1.0, cfg.loss_terms, cfg.quant_weight)
+                              cfg.entropy_weight, cfg.balance_weight, 1.0, cfg.loss_terms, cfg.quant_weight,
+                              cfg.form, cfg.temperature)
         for t in TERMS:
             sums[t] += float(terms[t])
         zs.append(z.cpu().numpy())
@@ -271,7 +305,8 @@ def code_statistics(z: np.ndarray) -> dict[str, float]:
 
 
 def train(model: SAMAF, train_X: np.ndarray, val_X: np.ndarray, cfg: TrainConfig, out_dir: str | Path,
-          progress: bool = False) -> list[dict]:
+          progress: bool = False, validate: Callable[[SAMAF], dict] | None = None,
+          timings: list | None = None) -> list[dict]:
     """Train ``model`` on clusters, checkpointing every epoch; resume from ``out_dir/last.pt`` when present.
 
     Parameters
@@ -281,30 +316,42 @@ def train(model: SAMAF, train_X: np.ndarray, val_X: np.ndarray, cfg: TrainConfig
         training statistics. Its weights are the starting point unless a checkpoint is resumed. On return it holds
         the weights of ``best.pt`` and sits on the training device, in eval mode.
     train_X, val_X : np.ndarray, float32, shape (n_clusters, K, 100, 13)
-        Raw MFCC windows; ``[c, 0]`` is usually the clean segment and ``[c, 1:]`` its distorted copies.
+        Raw MFCC windows; ``[c, 0]`` is usually the clean segment and ``[c, 1:]`` its distorted copies. Every
+        epoch draws ``cfg.members`` of the K members of each training cluster afresh.
     cfg : TrainConfig
         Settings.
     out_dir : path-like
-        Receives ``last.pt`` (every epoch: weights, optimiser, RNG states, history) and ``best.pt`` (lowest
-        validation total among full-weight epochs; during warm-up and ramp it follows the last epoch).
+        Receives ``last.pt`` (every epoch: weights, optimiser, RNG states, history) and ``best.pt`` (the best
+        full-weight epoch by ``cfg.select``; during warm-up and ramp it follows the last epoch).
     progress : bool
         Show a tqdm bar over epochs.
+    validate : callable or None
+        Called with the model (eval mode) after every epoch; returns a dict of numbers merged into the epoch's
+        row (for ``cfg.select == "val_top1"`` it must return ``val_top1``). It must be deterministic.
+    timings : list or None
+        When given, one dict per epoch run here is appended: ``epoch``, ``seconds`` (wall) and ``cpu_seconds``.
+        Timings are kept out of the history and the checkpoints, which must not depend on the machine.
 
     Returns
     -------
     list of dict
         One dict per epoch: ``epoch`` (1-based), ``ramp``, ``train_<term>`` and ``val_<term>`` for ``mse``,
-        ``hash``, ``entropy``, ``balance``, ``quant``, ``total`` (train: the ramped objective averaged over batches; val: full
-        weights), the code statistics of :func:`evaluate`, ``seconds`` (wall), ``cpu_seconds`` (process CPU time) and
+        ``hash``, ``entropy``, ``balance``, ``quant``, ``total`` (train: the ramped objective averaged over
+        batches; val: full weights), the code statistics of :func:`evaluate`, what ``validate`` returned and
         ``best`` (whether best.pt was written).
 
     Raises
     ------
     ValueError
         Bad shapes or values, or an ``out_dir/last.pt`` from a run with other settings, model or data.
+    TrainingTimeLimit
+        The run passed ``cfg.time_limit_minutes``.
     """
     cfg.validate()
     parse_loss_terms(cfg.loss_terms)
+    if cfg.select == "val_top1" and validate is None:
+        raise ValueError("train.select is 'val_top1' but no validate callback was given; pass one or select "
+                         "'val_total'")
     train_X = _check_clusters("train_X", train_X, model)
     val_X = _check_clusters("val_X", val_X, model)
     out_dir = Path(out_dir)
@@ -313,52 +360,69 @@ def train(model: SAMAF, train_X: np.ndarray, val_X: np.ndarray, cfg: TrainConfig
     device = resolve_device(cfg.device)
     signature = {"train": _data_signature(train_X), "val": _data_signature(val_X)}
     rng_devices = [device.index or 0] if device.type == "cuda" else []
+    threads_before = torch.get_num_threads()
 
     with torch.random.fork_rng(devices=rng_devices), deterministic_mode():
-        torch.manual_seed(cfg.seed)
-        model.to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        state: dict[str, Any] = {"best_val": math.inf, "bad_epochs": 0, "stopped": False, "full_seen": False}
-        history: list[dict] = []
-        start = 0
-        if last.exists():
-            start, history = _resume(last, model, opt, gen, cfg, signature, state, device)
-        Xt = model.standardise(torch.as_tensor(train_X, device=device))
-        Xv = model.standardise(torch.as_tensor(val_X, device=device))
-        began = time.perf_counter()
-        epochs = range(start, cfg.epochs)
-        bar = None
-        if progress and not state["stopped"]:
-            from tqdm.auto import tqdm
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        try:
+            torch.manual_seed(cfg.seed)
+            model.to(device)
+            opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+            gen = torch.Generator().manual_seed(cfg.seed)
+            state: dict[str, Any] = {"best_val": math.inf, "bad_epochs": 0, "stopped": False,
+                                     "full_seen": False}
+            history: list[dict] = []
+            start = 0
+            if last.exists():
+                start, history = _resume(last, model, opt, gen, cfg, signature, state, device)
+            Xt = model.standardise(torch.as_tensor(train_X, device=device))
+            Xv = model.standardise(torch.as_tensor(val_X, device=device))
+            began = time.perf_counter()
+            bar = None
+            if progress and not state["stopped"]:
+                from tqdm.auto import tqdm
 
-            bar = tqdm(total=cfg.epochs, initial=start, desc="train SAMAF", unit="epoch")
-        for epoch in epochs:
-            if state["stopped"]:
-                break
-            t0, c0 = time.perf_counter(), time.process_time()
-            ramp = cfg.ramp(epoch)
-            row: dict[str, Any] = {"epoch": epoch + 1, "ramp": ramp}
-            row.update(_train_epoch(model, Xt, cfg, ramp, opt, gen))
-            row.update(evaluate(model, Xv, cfg))
-            row["seconds"] = time.perf_counter() - t0
-            row["cpu_seconds"] = time.process_time() - c0
-            row["best"] = _update_best(state, row, ramp, cfg)
-            history.append(row)
-            extra = _extra(cfg, gen, state, signature, device)
-            save_checkpoint(last, model, opt.state_dict(), epoch + 1, history, extra)
-            if row["best"]:
-                save_checkpoint(best, model, None, epoch + 1, history, extra)
+                bar = tqdm(total=cfg.epochs, initial=start, desc="train SAMAF", unit="epoch")
+            for epoch in range(start, cfg.epochs):
+                if state["stopped"]:
+                    break
+                t0, c0 = time.perf_counter(), time.process_time()
+                ramp = cfg.ramp(epoch)
+                row: dict[str, Any] = {"epoch": epoch + 1, "ramp": ramp}
+                row.update(_train_epoch(model, Xt, cfg, ramp, opt, gen))
+                row.update(evaluate(model, Xv, cfg))
+                if validate is not None:
+                    model.eval()
+                    row.update({k: float(v) for k, v in validate(model).items()})
+                row["best"] = _update_best(state, row, ramp, cfg)
+                history.append(row)
+                extra = _extra(cfg, gen, state, signature, device)
+                save_checkpoint(last, model, opt.state_dict(), epoch + 1, history, extra)
+                if row["best"]:
+                    save_checkpoint(best, model, None, epoch + 1, history, extra)
+                if timings is not None:
+                    timings.append({"epoch": epoch + 1, "seconds": time.perf_counter() - t0,
+                                    "cpu_seconds": time.process_time() - c0})
+                if bar is not None:
+                    bar.update(1)
+                    post = {"mse": f"{row['val_mse']:.3f}", "hash": f"{row['val_hash']:.3f}",
+                            "ones": f"{row['bit_balance']:.2f}"}
+                    if "val_top1" in row:
+                        post["top1"] = f"{row['val_top1']:.3f}"
+                    bar.set_postfix(post)
+                if state["stopped"]:
+                    break
+                limit = cfg.time_limit_minutes
+                if limit is not None and time.perf_counter() - began > 60.0 * limit and epoch + 1 < cfg.epochs:
+                    raise TrainingTimeLimit(
+                        f"training passed train.time_limit_minutes={limit:g} after epoch {epoch + 1} of "
+                        f"{cfg.epochs}; the checkpoints in {out_dir} are kept and rerunning resumes there. Raise "
+                        "the limit (or set it to 0 for none) rather than accept a shorter model")
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(mse=f"{row['val_mse']:.3f}", hash=f"{row['val_hash']:.3f}",
-                                ones=f"{row['bit_balance']:.2f}", const=row["constant_bits"])
-            if state["stopped"]:
-                break
-            if cfg.max_minutes is not None and time.perf_counter() - began > 60.0 * cfg.max_minutes:
-                break
-        if bar is not None:
-            bar.close()
+                bar.close()
+        finally:
+            torch.set_num_threads(threads_before)
     if best.exists():
         load_state(model, read_checkpoint(best, map_location=device)["state_dict"], source=str(best))
     model.eval()
@@ -366,12 +430,15 @@ def train(model: SAMAF, train_X: np.ndarray, val_X: np.ndarray, cfg: TrainConfig
 
 
 def _update_best(state: dict, row: dict, ramp: float, cfg: TrainConfig) -> bool:
-    """Early-stopping bookkeeping; returns whether this epoch becomes ``best.pt``."""
+    """Early-stopping bookkeeping on ``cfg.select``; returns whether this epoch becomes ``best.pt``."""
     if ramp < 1.0:
         return not state["full_seen"]
     state["full_seen"] = True
-    if row["val_total"] < state["best_val"]:
-        state["best_val"], state["bad_epochs"] = float(row["val_total"]), 0
+    higher = SELECT_METRICS[cfg.select]
+    value = float(row[cfg.select])
+    key = -value if higher else value  # stored as "lower is better"
+    if key < state["best_val"]:
+        state["best_val"], state["bad_epochs"] = key, 0
         return True
     state["bad_epochs"] += 1
     if cfg.patience and state["bad_epochs"] >= cfg.patience:

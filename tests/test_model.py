@@ -25,7 +25,7 @@ def test_shapes_range_and_config():
     assert z.shape == (4, 32)
     assert torch.all(z.abs() < 1)
     assert m.config == {"bits": 32, "hidden": 32, "layers": 1, "n_mfcc": 13, "frames": 100,
-                        "reverse_target": True, "dropout": 0.0}
+                        "reverse_target": True, "dropout": 0.0, "cmn": False}
     assert m.encoder.hidden_size == 32 and m.bits == 32
     assert SAMAF(bits=16, hidden=8, layers=2).decoder.num_layers == 2
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
 
 from samaf_lib.features import Standardiser, mfcc
 from samaf_lib.model import SAMAF, load_model
-from samaf_lib.training import TrainConfig, train
+from samaf_lib.training import TrainConfig, TrainingTimeLimit, train
 
 SR = 16000
 
@@ -78,7 +82,7 @@ def test_each_loss_term_falls_when_it_drives_training(data, tmp_path, term, weig
     assert last[f"train_{term}"] < 0.5 * first_on[f"train_{term}"]
     assert last["train_mse"] < history[0]["train_mse"]
     if term == "entropy":
-        # the trap of STUDY section 2: the bitwise entropy alone is minimised by one constant code
+        # the trap of docs/samaf.md: the bitwise entropy alone is minimised by one constant code
         assert last["constant_bits"] == 32 and last["distinct_codes"] == 1
         assert last["train_balance"] > 0.5
 
@@ -156,7 +160,8 @@ def test_early_stopping_and_bad_input(data, tmp_path):
 
 
 @pytest.mark.parametrize("kw", [{"epochs": -1}, {"lr": 0.0}, {"loss_terms": "hash"}, {"device": "tpu"},
-                                {"max_minutes": 0}, {"batch_clusters": 0}])
+                                {"time_limit_minutes": 0}, {"batch_clusters": 0}, {"form": "paper"},
+                                {"select": "val_top"}, {"temperature": 0.0}, {"threads": -1}])
 def test_bad_config(kw):
     with pytest.raises(ValueError):
         TrainConfig(**kw)
@@ -167,3 +172,86 @@ def test_config_from_params_and_ramp():
     assert [cfg.ramp(e) for e in range(5)] == [0.0, 0.0, 0.5, 1.0, 1.0]
     with pytest.raises(KeyError, match="epoch"):
         TrainConfig.from_params({"epoch": 5})
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_same_seed_same_checkpoint_bytes_on_a_busy_machine(data, tmp_path):
+    """Same data, settings and seed: byte-identical checkpoints, whether the machine is idle or loaded.
+
+    The second run is slowed on purpose: a busy thread competes for the cores and every epoch's validation sleeps.
+    Nothing of the machine's speed may reach the weights, the history or the files.
+    """
+    train_X, val_X = data
+    cfg = _cfg(epochs=3, form="working", hash_weight=1.0, entropy_weight=0.1, threads=2)
+    h_quiet = train(_model(train_X), train_X, val_X, cfg, tmp_path / "quiet",
+                    validate=lambda m: {"val_probe": float(m.to_code.weight.sum())})
+    stop = threading.Event()
+
+    def burn() -> None:
+        x = np.random.default_rng(0).standard_normal((300, 300))
+        while not stop.is_set():
+            x = np.tanh(x @ x.T / 300.0)
+
+    hog = threading.Thread(target=burn, daemon=True)
+    hog.start()
+    try:
+        def slow_validate(m):
+            time.sleep(0.3)
+            return {"val_probe": float(m.to_code.weight.sum())}
+
+        timings: list = []
+        h_busy = train(_model(train_X), train_X, val_X, cfg, tmp_path / "busy", validate=slow_validate,
+                       timings=timings)
+    finally:
+        stop.set()
+        hog.join()
+    assert len(timings) == 3 and all(t["seconds"] > 0.3 for t in timings)
+    for name in ("best.pt", "last.pt"):
+        assert _sha(tmp_path / "quiet" / name) == _sha(tmp_path / "busy" / name), name
+    assert h_quiet == h_busy
+    assert not any("seconds" in k for row in h_busy for k in row)  # timings stay out of the history
+
+
+def test_time_limit_is_an_error_not_a_shorter_model(data, tmp_path):
+    train_X, val_X = data
+    cfg = _cfg(epochs=3, time_limit_minutes=0.001)  # 60 ms: passed after the first epoch
+
+    def slow(m):
+        time.sleep(0.1)
+        return {}
+
+    with pytest.raises(TrainingTimeLimit, match="time_limit_minutes"):
+        train(_model(train_X), train_X, val_X, cfg, tmp_path, validate=slow)
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1  # the work so far is kept
+    history = train(_model(train_X), train_X, val_X, _cfg(epochs=3), tmp_path)  # no limit: resumes and finishes
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+def test_best_checkpoint_follows_validation_top1(data, tmp_path):
+    """With select='val_top1' the epoch with the highest validation measure is best.pt, whatever the loss says."""
+    train_X, val_X = data
+    scripted = iter([0.2, 0.6, 0.4, 0.5])
+    history = train(_model(train_X), train_X, val_X,
+                    _cfg(epochs=4, warmup_epochs=0, ramp_epochs=0, select="val_top1", patience=2),
+                    tmp_path, validate=lambda m: {"val_top1": next(scripted)})
+    assert [h["best"] for h in history] == [True, True, False, False]
+    assert len(history) == 4  # two epochs without improvement: patience 2 stops after the fourth
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == 2
+    with pytest.raises(ValueError, match="validate"):
+        train(_model(train_X), train_X, val_X, _cfg(select="val_top1"), tmp_path / "x")
+
+
+def test_working_form_separates_clusters(data, tmp_path):
+    """The working loss (NT-Xent + majority entropy) brings copies of a second closer than other seconds, without
+    shrinking z."""
+    train_X, val_X = data
+    history = train(_model(train_X), train_X, val_X,
+                    _cfg(epochs=6, form="working", hash_weight=1.0, entropy_weight=0.1, warmup_epochs=0,
+                         ramp_epochs=1), tmp_path)
+    first, last = history[0], history[-1]
+    assert last["train_hash"] < first["train_hash"]
+    assert last["intra_hamming"] < 0.5 * last["inter_hamming"]
+    assert last["mean_abs_z"] >= 0.9 * first["mean_abs_z"]
