@@ -1,4 +1,4 @@
-"""Speed and memory benchmarks of the four systems (STUDY §7): ``make bench`` runs this file.
+"""Speed and memory benchmarks of the four systems (docs/study.md, Targets): ``make bench`` runs this file.
 
 What is measured (every number on one CPU thread: ``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``,
 ``faiss.omp_set_num_threads(1)``):
@@ -21,6 +21,11 @@ What is measured (every number on one CPU thread: ``OMP_NUM_THREADS=1``, ``torch
      ivf = faiss IndexBinaryIVF) and voted (reference, offset) as the system does. Latency = hashing + search +
      vote. Recall of the approximate indexes is measured against the exact flat search on the real query
      windows, and on codes planted at a known Hamming distance among the random ones.
+
+3. **The** ``samaf`` **command** (``benchmarks/cli_speed.py``, under ``"cli"`` in the JSON): ``samaf index`` of a
+   folder of generated speech WAV files in x real time per core for every system (SAMAF at the reference hops
+   0.5, 0.25 and 0.1 s), the start-up of a one-clip ``samaf identify`` per system, and the time of ``add()`` as
+   the database grows. ``--no-cli`` leaves it out.
 
 Results: ``reports/bench.json`` and ``reports/figures/bench_latency.png``. ``--quick`` runs small sizes in about
 a minute (for tests of this script). Timings on a shared machine are noisy; the JSON records the load average.
@@ -586,7 +591,7 @@ def _planted_recall(index: Any, kind: str, settings: list[dict[str, int]], hours
 
 # -- report ---------------------------------------------------------------------------------------------------------
 def figure(results: dict[str, Any], path: Path) -> None:
-    """Latency (p50, p95) and memory against database size, and fingerprinting speed, with the STUDY §7 targets.
+    """Latency (p50, p95) and memory against database size, and fingerprinting speed, with the targets of docs/study.md.
 
     SAMAF's index curves show hashing + search + vote (without the verification scan, whose cost does not depend
     on the size); the system's own end-to-end latency on the real hour is shown as separate points.
@@ -678,7 +683,7 @@ def target_verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     "meets_target_without_verify": (r.get("p95_ms_without_verify", np.inf) <= TARGET_MS
                                                     and small),
                     "recall_at_k_vs_flat": r.get("recall_at_k_vs_flat", 1.0 if r["exact"] else None)})
-    return {"target": "SAMAF, 5-s query against 1,000 h (7.2 M windows), <= 100 ms (p95), index < 1 GB (STUDY §7)",
+    return {"target": "SAMAF, 5-s query against 1,000 h (7.2 M windows), <= 100 ms (p95), index < 1 GB (docs/study.md, Targets)",
             "candidates": out}
 
 
@@ -712,6 +717,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-build-s", type=float, default=None,
                     help="skip a baseline size whose database would take longer than this to build")
     ap.add_argument("--seed", type=int, default=20200301)
+    ap.add_argument("--no-cli", action="store_true",
+                    help="leave out the speed of the samaf command (benchmarks/cli_speed.py)")
     args = ap.parse_args(argv)
     conf = dict(QUICK if args.quick else FULL)
     if args.baseline_hours:
@@ -764,11 +771,20 @@ def main(argv: list[str] | None = None) -> int:
                         "recall_vs_flat": recall,
                         "planted_recall": planted}
     results["target"] = target_verdict(latency)
+    if not args.no_cli:
+        import cli_speed  # beside this file
+
+        log("the samaf command: indexing speed, start-up, add() as the database grows")
+        results["cli"] = _in_subprocess(cli_speed.measure, args.quick)
     results["machine"]["load_average_end"] = list(os.getloadavg())
     results["wall_s"] = time.perf_counter() - t_start
     write_json(out, results)
     figure(results, fig_path)
     print(table(results))
+    if "cli" in results:
+        import cli_speed
+
+        print(cli_speed.table(results["cli"]))
     for c in results["target"]["candidates"]:
         print(f"1,000 h, {c['index']}: p50 {c['p50_ms']:.1f} ms, p95 {c['p95_ms']:.1f} ms (without verification "
               f"{c['p50_ms_without_verify']:.1f} / {c['p95_ms_without_verify']:.1f} ms), "

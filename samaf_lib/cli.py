@@ -17,6 +17,11 @@ Audio is read with :func:`samaf_lib.audio.load_audio` (wav, flac, mp3, ogg), ave
 
 Exit codes: 0 success; 1 nothing could be done (``index``: the database holds no reference; ``identify``: every
 file failed); 2 a usage error (bad arguments, missing or mismatched database, no trained model); 130 interrupted.
+
+Start-up. This module imports only the standard library; numpy, soundfile, faiss, torch and the systems are
+imported by the subcommand that needs them, so ``samaf --help`` answers at once, ``samaf info`` reads a SAMAF
+database's metadata without torch (:meth:`samaf_lib.systems.samaf.SAMAFSystem.read_stats`), and only SAMAF's
+``index`` and ``identify`` pay for torch.
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ MANIFEST_FORMAT = "samaf-cli-manifest-v1"
 _SYSTEMS = ("dejavu", "rafs", "panako", "samaf")
 #: Seconds between periodic saves while indexing.
 SAVE_SECONDS = 60.0
+#: Bytes of audio files to index from which ``index`` tells :func:`samaf_lib.audio.resample` to use scipy's
+#: compiled filter from the start (at least about 12 minutes of 44.1-kHz 16-bit mono WAV, an hour of 128-kbit/s
+#: MP3): enough resampling to repay the second that importing it takes (see :func:`samaf_lib.audio.resample`).
+COMPILED_RESAMPLER_BYTES = 64 * 2**20
 
 
 class CLIError(Exception):
@@ -224,10 +233,7 @@ def open_database(db: str | os.PathLike) -> tuple[Any, dict]:
     from . import systems
 
     db = Path(db)
-    if not db.is_file():
-        hint = " (its manifest is there: was the database moved or deleted?)" if manifest_path(db).is_file() else ""
-        raise CLIError(f"--db {db}: no database there{hint}; create one with `samaf index AUDIO_DIR --system NAME "
-                       f"--db {db}`")
+    _check_database_file(db)
     manifest = read_manifest(db)
     name = manifest["system"] if manifest else detect_system(db)
     try:
@@ -236,18 +242,57 @@ def open_database(db: str | os.PathLike) -> tuple[Any, dict]:
         raise CLIError(f"--db {db}: cannot open the {name} database ({e})") from e
     if manifest is None:
         manifest = _new_manifest(system, None)
-    _reconcile(manifest, system)
+    _reconcile(manifest, system.references())
     return system, manifest
 
 
-def _reconcile(manifest: dict, system: Any) -> None:
+def _check_database_file(db: Path) -> None:
+    """CLIError (saying how to create one) when there is no database file at ``db``."""
+    if not db.is_file():
+        hint = " (its manifest is there: was the database moved or deleted?)" if manifest_path(db).is_file() else ""
+        raise CLIError(f"--db {db}: no database there{hint}; create one with `samaf index AUDIO_DIR --system NAME "
+                       f"--db {db}`")
+
+
+def describe_database(db: str | os.PathLike) -> tuple[str, dict, list[str], dict]:
+    """``(system name, stats, references, manifest)`` of an existing database, loading as little as possible.
+
+    A system whose class has ``read_stats(path) -> (stats, references)`` (SAMAF: metadata and array shapes, no
+    torch) is described from the file; the others, and any database without a manifest, are loaded.
+
+    Raises
+    ------
+    CLIError
+        No database at ``db``, or it cannot be read.
+    """
+    from . import systems
+
+    db = Path(db)
+    _check_database_file(db)
+    manifest = read_manifest(db)
+    if manifest is not None:
+        name = manifest["system"]
+        read_stats = getattr(systems.system_class(name), "read_stats", None)
+        if read_stats is not None:
+            try:
+                stats, refs = read_stats(db)
+            except (ValueError, FileNotFoundError, OSError) as e:
+                raise CLIError(f"--db {db}: cannot open the {name} database ({e})") from e
+            _reconcile(manifest, refs)
+            return name, stats, refs, manifest
+    system, manifest = open_database(db)
+    stats = system.stats()
+    return system.name, {**stats, "params": stats.get("params", system.params)}, system.references(), manifest
+
+
+def _reconcile(manifest: dict, references: Sequence[str]) -> None:
     """Make the manifest's file list agree with the references actually in the database."""
-    refs = set(system.references())
+    refs = set(references)
     files = manifest["files"]
     for rid in list(files):
         if rid not in refs:  # the database was saved before this entry (cannot happen with save_database's order)
             del files[rid]
-    for rid in system.references():
+    for rid in references:
         files.setdefault(rid, {"size": None, "mtime_ns": None, "seconds": None})
         manifest["skipped"].pop(rid, None)
 
@@ -294,8 +339,13 @@ def _open_for_index(args: argparse.Namespace, db: Path) -> tuple[Any, dict, bool
     return system, _new_manifest(system, model_path), True
 
 
-def _decoded(paths: list[Path], jobs: int) -> Iterator[tuple[Path, Any, str | None]]:
-    """``(path, audio or None, reason or None)`` for each path, in order; decoded in ``jobs`` processes."""
+def _decoded(paths: list[Path], jobs: int, compiled_resampler: bool = False
+             ) -> Iterator[tuple[Path, Any, str | None]]:
+    """``(path, audio or None, reason or None)`` for each path, in order; decoded in ``jobs`` processes.
+
+    ``compiled_resampler`` makes the worker processes resample with scipy's compiled filter from the start
+    (:func:`samaf_lib.audio.prefer_compiled_resampler`), as the caller's process does for a long job.
+    """
     if jobs <= 1 or len(paths) <= 1:
         for p in paths:
             yield (p, *_decode(str(p)))
@@ -304,7 +354,10 @@ def _decoded(paths: list[Path], jobs: int) -> Iterator[tuple[Path, Any, str | No
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    from .audio import prefer_compiled_resampler
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=prefer_compiled_resampler, initargs=(compiled_resampler,)) as pool:
         pending: deque = deque()
         it = iter(paths)
         for p in it:
@@ -364,7 +417,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(todo), unit="file", desc=f"index [{system.name}]", disable=True if args.quiet else None,
                file=sys.stderr, dynamic_ncols=True)
     interrupted = False
-    decoded = _decoded([p for p, _, _ in todo], args.jobs)
+    # a long job repays importing scipy's compiled resampler at once (imported only if a file needs resampling)
+    compiled = sum(state["size"] for _, _, state in todo) >= COMPILED_RESAMPLER_BYTES
+    if compiled:
+        from .audio import prefer_compiled_resampler
+
+        previous = prefer_compiled_resampler(True)
+    decoded = _decoded([p for p, _, _ in todo], args.jobs, compiled)
     try:
         for (p, rid, state), (_, audio, reason) in zip(todo, decoded):
             if reason is None:
@@ -392,6 +451,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     finally:
         decoded.close()
         bar.close()
+        if compiled:
+            prefer_compiled_resampler(previous)
     if dirty or not manifest_path(db).exists():
         save_database(system, db, manifest)
     total = len(system)
@@ -482,13 +543,13 @@ def cmd_identify(args: argparse.Namespace) -> int:
 # -- info -----------------------------------------------------------------------------------------------------------
 def database_info(db: str | os.PathLike) -> dict[str, Any]:
     """What ``samaf info`` shows: the system's :meth:`stats` plus the file size and the manifest's record."""
-    system, manifest = open_database(db)
-    stats = _jsonable(system.stats())
+    name, stats, refs, manifest = describe_database(db)
+    stats = _jsonable(stats)
     return {
         "database": str(Path(db).resolve()),
-        "system": system.name,
-        "params": _jsonable(system.params),
-        "references": len(system),
+        "system": name,
+        "params": stats["params"],
+        "references": len(refs),
         "fingerprints": stats.get("fingerprints"),
         "seconds": stats.get("seconds"),
         "bytes": stats.get("bytes"),

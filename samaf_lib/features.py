@@ -1,4 +1,4 @@
-"""MFCC features for SAMAF (STUDY §2): 13 coefficients, 25 ms windows, 10 ms hop, 100 frames per second.
+"""MFCC features for SAMAF (docs/samaf.md): 13 coefficients, 25 ms windows, 10 ms hop, 100 frames per second.
 
 Frames are computed once per clip and then cut into 1-s windows at any hop, so overlapping windows share work
 (this is what makes reference hashing fast).
@@ -50,17 +50,89 @@ _MEL_CACHE: dict = {}
 def _mel_basis(cfg: MFCCConfig) -> np.ndarray:
     key = (cfg.sr, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
     if key not in _MEL_CACHE:
-        import librosa
-
-        _MEL_CACHE[key] = librosa.filters.mel(sr=cfg.sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin,
-                                              fmax=cfg.fmax).astype(np.float32)
+        _MEL_CACHE[key] = mel_filterbank(cfg.sr, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
     return _MEL_CACHE[key]
 
 
-def _dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
-    from scipy.fft import dct
+# Slaney's mel scale (the Auditory Toolbox's, librosa's default): linear below 1 kHz, logarithmic above.
+_MEL_F_SP = 200.0 / 3  # Hz per mel in the linear part
+_MEL_MIN_LOG_HZ = 1000.0  # where the logarithmic part begins (Hz)
+_MEL_MIN_LOG_MEL = _MEL_MIN_LOG_HZ / _MEL_F_SP  # the same in mels
+_MEL_LOGSTEP = np.log(6.4) / 27.0  # log(Hz) per mel in the logarithmic part
 
-    return dct(np.eye(n_mels, dtype=np.float64), type=2, norm="ortho", axis=0)[:n_mfcc].astype(np.float32)
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney mels of frequencies ``hz`` (float64 array of any shape)."""
+    hz = np.asanyarray(hz, dtype=np.float64)
+    mels = hz / _MEL_F_SP
+    if hz.ndim:
+        log = hz >= _MEL_MIN_LOG_HZ
+        mels[log] = _MEL_MIN_LOG_MEL + np.log(hz[log] / _MEL_MIN_LOG_HZ) / _MEL_LOGSTEP
+    elif hz >= _MEL_MIN_LOG_HZ:
+        mels = _MEL_MIN_LOG_MEL + np.log(hz / _MEL_MIN_LOG_HZ) / _MEL_LOGSTEP
+    return mels
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    """Frequencies (Hz) of Slaney mels ``mels`` (float64 array); the inverse of :func:`_hz_to_mel`."""
+    mels = np.asanyarray(mels, dtype=np.float64)
+    hz = _MEL_F_SP * mels
+    if mels.ndim:
+        log = mels >= _MEL_MIN_LOG_MEL
+        hz[log] = _MEL_MIN_LOG_HZ * np.exp(_MEL_LOGSTEP * (mels[log] - _MEL_MIN_LOG_MEL))
+    elif mels >= _MEL_MIN_LOG_MEL:
+        hz = _MEL_MIN_LOG_HZ * np.exp(_MEL_LOGSTEP * (mels - _MEL_MIN_LOG_MEL))
+    return hz
+
+
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """Triangular mel filters on the Slaney scale with Slaney (constant-area) normalisation.
+
+    The same matrix as ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)`` (its
+    defaults ``htk=False, norm="slaney", dtype=float32``), computed the same way so that the values agree to the
+    last bit, without importing librosa (which pulls in numba and scipy.signal: seconds of start-up).
+
+    Parameters
+    ----------
+    sr : int
+        Sample rate (Hz).
+    n_fft : int
+        FFT length; the filters cover its ``1 + n_fft // 2`` bins.
+    n_mels : int
+        Number of filters.
+    fmin, fmax : float
+        Lowest and highest frequency (Hz) of the filter bank; ``fmax=None`` is ``sr / 2``.
+
+    Returns
+    -------
+    np.ndarray, float32, shape (n_mels, 1 + n_fft // 2)
+        Row ``i`` rises linearly from mel edge ``i`` to ``i + 1`` and falls to ``i + 2``, scaled by
+        ``2 / (f[i + 2] - f[i])`` (Hz) so that every filter has the same area.
+    """
+    fmax = float(sr) / 2 if fmax is None else fmax
+    n_mels = int(n_mels)
+    weights = np.zeros((n_mels, int(1 + n_fft // 2)), dtype=np.float32)
+    fft_hz = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    width = np.diff(edges)
+    ramps = np.subtract.outer(edges, fft_hz)
+    for i in range(n_mels):
+        rise = -ramps[i] / width[i]
+        fall = ramps[i + 2] / width[i + 1]
+        weights[i] = np.maximum(0, np.minimum(rise, fall))
+    weights *= (2.0 / (edges[2: n_mels + 2] - edges[:n_mels]))[:, np.newaxis]
+    return weights
+
+
+def _dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
+    """Orthonormal DCT-II matrix ``(n_mfcc, n_mels)``: ``C[k, n] = s_k cos(pi k (2n + 1) / (2 n_mels))`` with
+    ``s_0 = sqrt(1 / n_mels)`` and ``s_k = sqrt(2 / n_mels)`` (scipy's ``dct(type=2, norm="ortho")``, without its
+    import cost)."""
+    k = np.arange(n_mfcc, dtype=np.float64)[:, None]
+    n = np.arange(n_mels, dtype=np.float64)[None, :]
+    c = np.cos(np.pi * k * (2 * n + 1) / (2 * n_mels)) * np.sqrt(2.0 / n_mels)
+    c[0] *= np.sqrt(0.5)
+    return c.astype(np.float32)
 
 
 def mfcc_frames(audio: np.ndarray, sr: int, cfg: MFCCConfig = MFCCConfig(), name: str = "audio") -> np.ndarray:
@@ -151,15 +223,22 @@ def windows_from_frames(frames: np.ndarray, n_samples: int, hop_s: float,
 
 @dataclass(frozen=True)
 class Standardiser:
-    """Per-coefficient standardisation with statistics from the training split (STUDY §2)."""
+    """Per-coefficient standardisation with statistics from the training split (docs/samaf.md)."""
 
     mean: np.ndarray  # (n_mfcc,)
     std: np.ndarray  # (n_mfcc,)
 
     @classmethod
-    def fit(cls, windows: np.ndarray) -> "Standardiser":
-        """Statistics over every frame of ``windows`` shaped (n, frames, n_mfcc)."""
-        flat = np.asarray(windows, np.float64).reshape(-1, windows.shape[-1])
+    def fit(cls, windows: np.ndarray, cmn: bool = False) -> "Standardiser":
+        """Statistics over every frame of ``windows`` shaped (n, frames, n_mfcc).
+
+        With ``cmn``, each window's mean over its frames is subtracted first (the model's per-window cepstral mean
+        normalisation), so the statistics describe what the model will standardise.
+        """
+        w = np.asarray(windows, np.float64)
+        if cmn:
+            w = w - w.mean(axis=-2, keepdims=True)
+        flat = w.reshape(-1, windows.shape[-1])
         return cls(flat.mean(0).astype(np.float32), np.maximum(flat.std(0), 1e-6).astype(np.float32))
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:

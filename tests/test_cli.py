@@ -256,3 +256,46 @@ def test_console_script_help():
     res = subprocess.run([str(exe), "index", "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 0 and "--jobs" in res.stdout
     assert "not yet in the database" in " ".join(res.stdout.split())
+
+
+def test_info_of_a_samaf_database_needs_no_model(small_dir, corpus, tmp_path, capsys, monkeypatch):
+    """``info`` reads a SAMAF database's metadata (no torch) and shows what loading it would."""
+    from samaf_lib.systems.samaf import SAMAFSystem
+
+    monkeypatch.setenv("SAMAF_ROOT", str(corpus["project"]))
+    db = tmp_path / "s.db"
+    assert _run(capsys, "index", small_dir, "--system", "samaf", "--db", db, "-q")[0] == 0
+    code, out, _ = _run(capsys, "info", "--db", db, "--json")
+    info = json.loads(out)
+    loaded = SAMAFSystem.load(db)
+    assert code == 0 and info["stats"] == json.loads(json.dumps(loaded.stats(), default=str))
+    assert info["references"] == len(loaded) == 4 and info["params"] == info["stats"]["params"]
+    script = ("import sys; from samaf_lib.cli import main; code = main(['info', '--db', sys.argv[1], '--json']); "
+              "print('torch' in sys.modules, file=sys.stderr); sys.exit(code)")
+    res = subprocess.run([sys.executable, "-c", script, str(db)], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert res.returncode == 0 and json.loads(res.stdout) == info
+    assert res.stderr.strip().splitlines()[-1] == "False"
+
+
+def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def test_long_jobs_resample_with_scipy_and_get_the_same_database(small_dir, tmp_path, capsys, monkeypatch):
+    """``index`` switches to scipy's compiled resampler for a large folder: the fingerprints do not change."""
+    from samaf_lib import audio
+
+    monkeypatch.setattr(audio, "_scipy_signal_imported", lambda: False)  # as in a fresh process
+    monkeypatch.setattr(audio, "NUMPY_RESAMPLE_BUDGET", float("inf"))
+    dbs = {}
+    for label, threshold in (("numpy", float("inf")), ("scipy", 0)):
+        monkeypatch.setattr(cli, "COMPILED_RESAMPLER_BYTES", threshold)
+        work = audio._numpy_resample_work
+        db = dbs[label] = tmp_path / f"{label}.rafs"  # RAFS resamples every file to 5512 Hz
+        assert _run(capsys, "index", small_dir, "--system", "rafs", "--db", db, "-q")[0] == 0
+        assert (audio._numpy_resample_work > work) == (label == "numpy")
+        assert audio._prefer_compiled is False  # the setting does not outlive the command
+    a, b = _npz_arrays(dbs["numpy"]), _npz_arrays(dbs["scipy"])
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)

@@ -38,6 +38,7 @@ def refs(speech_bank) -> dict[str, np.ndarray]:
 
 
 def _build(model: SAMAF, refs: dict[str, np.ndarray], **params) -> SAMAFSystem:
+    params.setdefault("db_hop_s", 0.5)  # the tests' counts assume a 0.5-s grid (the study's default is 0.25)
     s = SAMAFSystem(model=model, **params)
     for ref_id, audio in refs.items():
         s.add(ref_id, audio, SR)
@@ -140,6 +141,12 @@ def test_fingerprint_codes_and_times(system, refs):
     assert short_codes.shape == (0, 16) and short_times.shape == (0,)
 
 
+def test_default_reference_hop_is_the_studys():
+    import inspect
+
+    assert inspect.signature(SAMAFSystem).parameters["db_hop_s"].default == 0.25
+
+
 def test_stats(system):
     st = system.stats()
     n = 15 * N_REFS
@@ -206,3 +213,91 @@ def test_registry_builds_it(model):
     s = systems.get("samaf", model=model, k=5)
     assert isinstance(s, SAMAFSystem) and s.name == "samaf" and s.params["k"] == 5
     assert isinstance(s, systems.Fingerprinter)
+
+
+def _short_references(speech_bank, n: int) -> dict[str, np.ndarray]:
+    """``n`` references of 1.2 to 3 s cut from the speech bank (distinct excerpts, some with silent windows)."""
+    rng = np.random.default_rng(5)
+    bank = list(speech_bank.values())
+    out = {}
+    for i in range(n):
+        audio = bank[i % len(bank)]
+        length = int(rng.uniform(1.2, 3.0) * SR)
+        start = int(rng.integers(0, audio.size - length))
+        x = audio[start:start + length].copy()
+        if i % 7 == 3:
+            x[: SR // 2] = 0.0  # a silent first half second: windows left out of the database
+        out[f"short{i:03d}"] = x
+    return out
+
+
+@pytest.mark.parametrize("index", ["flat", "hash"])
+def test_many_adds_store_what_adding_one_by_one_stores(model, speech_bank, index, monkeypatch):
+    """Growable storage and the deferred index hold exactly what one system per reference computes."""
+    from samaf_lib.systems.samaf import _Rows
+
+    monkeypatch.setattr(_Rows, "_MIN_CAPACITY", 16)  # grow (double) many times over these ~1,000 windows
+    refs = _short_references(speech_bank, 90)
+    many = SAMAFSystem(model=model, db_hop_s=0.1, min_score=0.0, index=index)
+    eager = SAMAFSystem(model=model, db_hop_s=0.1, min_score=0.0, index=index)
+    codes, win_ref, win_time = [], [], []
+    for pos, (ref_id, audio) in enumerate(refs.items()):
+        many.add(ref_id, audio, SR)
+        eager.add(ref_id, audio, SR)
+        eager._sync_index()  # every reference enters the index at once, as before the index was deferred
+        alone = SAMAFSystem(model=model, db_hop_s=0.1)
+        alone.add(ref_id, audio, SR)
+        codes.append(alone._codes)
+        win_ref.append(np.full(len(alone._codes), pos, np.int32))
+        win_time.append(alone._win_time)
+    assert len(many._codes) > 32 * _Rows._MIN_CAPACITY
+    assert np.array_equal(many._codes, np.concatenate(codes)) and many._codes.dtype == np.uint8
+    assert np.array_equal(many._win_ref, np.concatenate(win_ref)) and many._win_ref.dtype == np.int32
+    assert np.array_equal(many._win_time, np.concatenate(win_time)) and many._win_time.dtype == np.float32
+    bounds = np.cumsum([0] + [len(c) for c in codes])
+    assert many._ref_span == [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    assert many.stats() == eager.stats()
+    assert not many._codes.flags.writeable  # a view of the buffer, not to be written through
+    for ref_id, audio in list(refs.items())[::9]:
+        got = many.identify(audio, SR)  # an exact copy: identical windows
+        assert got == eager.identify(audio, SR) and got.ref_id == ref_id, (ref_id, got)
+    # adding after queries (index partly filled) and saving/loading keep the same answers
+    many.add("late", speech_bank["ref05"], SR)
+    eager.add("late", speech_bank["ref05"], SR)
+    q = _excerpt(speech_bank["ref05"], 2.0, 3.0)
+    assert many.identify(q, SR) == eager.identify(q, SR) and many.identify(q, SR).ref_id == "late"
+
+
+def test_saved_file_is_the_same_after_many_adds(model, refs, tmp_path):
+    """The saved arrays are those of the old, concatenating add: the references' codes in order."""
+    s = _build(model, refs)
+    s.save(tmp_path / "a.samaf")
+    with np.load(tmp_path / "a.samaf") as f:
+        names = set(f.files)
+        codes, win_ref, win_time = f["codes"], f["win_ref"], f["win_time"]
+    assert {"codes", "win_ref", "win_time", "meta"} <= names
+    assert codes.dtype == np.uint8 and win_ref.dtype == np.int32 and win_time.dtype == np.float32
+    expected = np.concatenate([s.fingerprint(a, SR)[0] for a in refs.values()])  # no silent windows in these
+    assert np.array_equal(codes, expected)
+    assert np.array_equal(win_ref, np.repeat(np.arange(N_REFS, dtype=np.int32), 15))
+
+
+def test_ivf_index_still_trains_on_the_first_reference(model, refs):
+    s = SAMAFSystem(model=model, index="ivf")
+    with pytest.raises(ValueError, match="nlist"):
+        s.add("ref00", refs["ref00"], SR)  # 15 windows cannot train 256 lists, and the error comes at add
+    assert len(s) == 0 and len(s._codes) == 0
+
+
+def test_read_stats_equals_the_loaded_database(system, tmp_path):
+    path = tmp_path / "db.samaf"
+    system.save(path)
+    stats, refs = SAMAFSystem.read_stats(path)
+    loaded = SAMAFSystem.load(path)
+    assert stats == loaded.stats() == system.stats()
+    assert refs == loaded.references() == system.references()
+    with pytest.raises(FileNotFoundError):
+        SAMAFSystem.read_stats(tmp_path / "missing.samaf")
+    (tmp_path / "bad.samaf").write_bytes(b"not a database")
+    with pytest.raises(ValueError, match="bad.samaf"):
+        SAMAFSystem.read_stats(tmp_path / "bad.samaf")

@@ -18,7 +18,7 @@ def system_class(name: str) -> type:
 
 
 def get(name: str, **params) -> Fingerprinter:
-    """A new, empty system ``name`` with its STUDY §5 defaults, overridden by ``params``.
+    """A new, empty system ``name`` with its defaults (docs/study.md, Systems), overridden by ``params``.
 
     Unknown parameter names raise ``TypeError`` naming the key.
     """

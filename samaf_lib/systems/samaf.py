@@ -1,6 +1,6 @@
-"""SAMAF as a fingerprinting system (STUDY §5): 1-s MFCC windows -> SAMAF hash -> Hamming index -> aligned votes.
+"""SAMAF as a fingerprinting system (docs/study.md, Systems): 1-s MFCC windows -> SAMAF hash -> Hamming index -> aligned votes.
 
-Database. References are cut into 1-s windows every ``db_hop_s`` (0.5 s); each window's MFCCs are standardised
+Database. References are cut into 1-s windows every ``db_hop_s`` (0.25 s); each window's MFCCs are standardised
 with the model's training statistics and encoded (batched, without gradients) into a ``bits``-bit hash, packed
 into ``bits / 8`` bytes and stored in a faiss binary index, with two parallel arrays: the reference of each window
 and its start time.
@@ -14,7 +14,7 @@ window counts once per candidate (its best hit), so a candidate's vote score is 
 coverage`` in [0, 1].
 
 Query, step 2: verification and score. A raw vote count (Dejavu's score) grows with the query's length and with
-how similar all speech looks to the model, so negatives score as high as many positives (STUDY §2). Instead, the
+how similar all speech looks to the model, so negatives score as high as many positives (docs/samaf.md). Instead, the
 ``verify`` best-voted references are each scanned at every offset on the query-hop grid: at offset ``o`` each
 reference window in the query's span is compared with the query window nearest to it in time, and the agreement is
 the mean of ``1 - 2 d / bits`` (1 for identical codes, about 0 for unrelated balanced codes; reference windows
@@ -30,6 +30,12 @@ calibrates its own threshold.
 
 Windows whose RMS is below :data:`samaf_lib.audio.SILENCE_RMS` are neither indexed nor looked up (digital silence
 gives the same code in every reference); a silent query gives ``Match(None)``.
+
+Cost. :meth:`SAMAFSystem.add` appends to growable arrays (amortised doubling) and defers the Hamming index: the
+new codes enter the faiss index in one batch at the next query (the ``ivf`` kind, trained on its first batch, is
+filled at once), so adding a reference costs the same whatever the size of the database. Importing this module
+does not import torch (only building or loading a system does), so :meth:`SAMAFSystem.read_stats` describes a
+saved database without it.
 """
 
 from __future__ import annotations
@@ -38,24 +44,73 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ..audio import SILENCE_RMS, AudioError, check_audio, resample, rms
 from ..features import MFCCConfig, mfcc_frames, window_starts, windows_from_frames
 from ..hashing import INDEX_KINDS, HammingIndex, hamming, pack
-from ..io import atomic_path
-from ..model import SAMAF, load_model, load_state, model_from_config
 from ..paths import project_root
 from .base import NO_MATCH, Match
+
+if TYPE_CHECKING:  # torch and samaf_lib.model (which imports torch) are imported where a model is built, run or
+    from ..model import SAMAF  # loaded: over a second of start-up that describing a database does not need
 
 #: Where ``make repro`` leaves the trained model, relative to the project root (``{bits}`` filled in).
 DEFAULT_CHECKPOINT = "models/samaf-{bits}-mse+hash+entropy/best.pt"
 _FORMAT = "samaf-system-v1"
 #: The verification scan looks this far (s) around each voted offset of a candidate reference.
 SCAN_RADIUS_S = 3.0
+
+
+class _Rows:
+    """A growable array of rows: appending costs amortised O(rows appended), reading is a view without a copy.
+
+    The buffer doubles when it is full, so ``n`` appends of ``m`` rows each copy O(n m) rows in all, where
+    re-concatenating the whole array at every append copies O(n^2 m).
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        Element type.
+    width : int or None
+        Columns of each row (``None``: a 1-D array of scalars).
+    """
+
+    _MIN_CAPACITY = 1024
+
+    def __init__(self, dtype: Any, width: int | None = None) -> None:
+        self._shape = () if width is None else (int(width),)
+        self._buf = np.zeros((0, *self._shape), dtype)
+        self._n = 0
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> _Rows:
+        """Rows holding ``array`` (used as the buffer as it is, no copy)."""
+        out = cls(array.dtype, array.shape[1] if array.ndim == 2 else None)
+        out._buf, out._n = array, int(array.shape[0])
+        return out
+
+    def append(self, rows: np.ndarray) -> None:
+        """Append ``rows`` (cast to the dtype; shaped ``(m,)`` or ``(m, width)``)."""
+        need = self._n + rows.shape[0]
+        if need > self._buf.shape[0]:
+            grown = np.empty((max(need, 2 * self._buf.shape[0], self._MIN_CAPACITY), *self._shape), self._buf.dtype)
+            grown[:self._n] = self._buf[:self._n]
+            self._buf = grown
+        self._buf[self._n:need] = rows
+        self._n = need
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def array(self) -> np.ndarray:
+        """The rows appended so far (a read-only view of the buffer: later appends do not change it)."""
+        view = self._buf[:self._n]
+        view.flags.writeable = False
+        return view
 
 
 def _default_max_distance(bits: int) -> int:
@@ -77,7 +132,8 @@ class SAMAFSystem:
     bits : int
         Expected hash size; a model or checkpoint of another size raises ``ValueError``.
     db_hop_s : float
-        Reference window hop in seconds, (0, 10] (0.5); rounded to the 10 ms frame hop.
+        Reference window hop in seconds, (0, 10] (0.25, the study's choice: docs/samaf.md, "The reference hop");
+        rounded to the 10 ms frame hop.
     query_hop_s : float
         Query window hop in seconds, (0, 10] (0.1).
     k : int
@@ -102,7 +158,7 @@ class SAMAFSystem:
     name = "samaf"
 
     def __init__(self, model: SAMAF | None = None, checkpoint: str | os.PathLike | None = None, bits: int = 128,
-                 db_hop_s: float = 0.5, query_hop_s: float = 0.1, k: int = 10, max_distance: int | None = None,
+                 db_hop_s: float = 0.25, query_hop_s: float = 0.1, k: int = 10, max_distance: int | None = None,
                  min_score: float = 0.1, verify: int = 5, device: str = "cpu", batch_size: int = 512,
                  index: str = "flat") -> None:
         _check_int("bits", bits, 8, None)
@@ -120,6 +176,10 @@ class SAMAFSystem:
             raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
         if index not in INDEX_KINDS:
             raise ValueError(f"index must be one of {', '.join(INDEX_KINDS)}; got {index!r}")
+        import torch
+
+        from ..model import SAMAF
+
         if model is not None and not isinstance(model, SAMAF):
             raise ValueError(f"model must be a samaf_lib.model.SAMAF, got {type(model).__name__}")
         if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
@@ -147,13 +207,40 @@ class SAMAFSystem:
         self._ref_pos: dict[str, int] = {}
         self._ref_seconds: list[float] = []
         self._ref_span: list[tuple[int, int]] = []  # [first, last + 1) window of each reference
-        self._codes = np.zeros((0, self.bits // 8), np.uint8)
-        self._win_ref = np.zeros(0, np.int32)
-        self._win_time = np.zeros(0, np.float32)
+        # one row per stored window: packed code, reference index, start time (see the _codes... properties)
+        self._code_rows = _Rows(np.uint8, self.bits // 8)
+        self._ref_rows = _Rows(np.int32)
+        self._time_rows = _Rows(np.float32)
+        self._indexed = 0  # windows already in self._index; the rest are added at the next query
+
+    # -- the stored windows ---------------------------------------------------------------------------------------
+    @property
+    def _codes(self) -> np.ndarray:
+        """Packed codes of every stored window, ``(n, bits / 8)`` uint8, in the order they were added (read-only)."""
+        return self._code_rows.array
+
+    @property
+    def _win_ref(self) -> np.ndarray:
+        """Reference index (into :meth:`references`) of every stored window, ``(n,)`` int32 (read-only)."""
+        return self._ref_rows.array
+
+    @property
+    def _win_time(self) -> np.ndarray:
+        """Start time (s) of every stored window in its reference, ``(n,)`` float32 (read-only)."""
+        return self._time_rows.array
+
+    def _sync_index(self) -> None:
+        """Add the windows stored since the last query to the Hamming index, in one batch (ids = row numbers)."""
+        n = len(self._code_rows)
+        if self._indexed < n:
+            self._index.add(self._codes[self._indexed:], np.arange(self._indexed, n, dtype=np.int64))
+            self._indexed = n
 
     # -- model ---------------------------------------------------------------------------------------------------
     @staticmethod
     def _resolve_model(model: SAMAF | None, checkpoint, bits: int) -> SAMAF:
+        from ..model import load_model
+
         if model is not None:
             if model.bits != bits:
                 raise ValueError(f"the model has {model.bits}-bit hashes but bits={bits}; pass bits={model.bits}")
@@ -167,9 +254,7 @@ class SAMAFSystem:
         return load_model(path, map_location="cpu", expect_bits=bits)
 
     def _effective_hop(self, hop_s: float) -> float:
-        cfg = self.features
-        step = max(1, int(round(hop_s * cfg.sr / cfg.hop_length)))
-        return step * cfg.hop_length / cfg.sr
+        return _effective_hop(self.features, hop_s)
 
     def _windows(self, audio16: np.ndarray, hop_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """MFCC windows ``(n, 100, 13)``, start times ``(n,)`` float64 and a loud-enough mask ``(n,)``."""
@@ -188,6 +273,8 @@ class SAMAFSystem:
 
     def _encode(self, windows: np.ndarray) -> np.ndarray:
         """Packed codes ``(n, bits/8)`` uint8 of raw MFCC windows."""
+        import torch
+
         with torch.inference_mode():
             z = self.model.hash_windows(windows, batch_size=self.params["batch_size"], standardise=True)
         return pack(z)
@@ -218,11 +305,15 @@ class SAMAFSystem:
                              f"(RMS {SILENCE_RMS:g}); nothing to fingerprint")
         codes = self._encode(windows[loud])
         pos = len(self._refs)
-        first = self._index.ntotal
-        self._index.add(codes, np.arange(first, first + codes.shape[0], dtype=np.int64))
-        self._codes = np.concatenate([self._codes, codes])
-        self._win_ref = np.concatenate([self._win_ref, np.full(codes.shape[0], pos, np.int32)])
-        self._win_time = np.concatenate([self._win_time, times[loud].astype(np.float32)])
+        first = len(self._code_rows)
+        if self._index.kind == "ivf" and first == 0:
+            # an ivf index trains on the codes of its first add: the first reference enters it at once, as it
+            # always did, so that it trains on the same codes (and too few of them fail here, in add)
+            self._index.add(codes, np.arange(codes.shape[0], dtype=np.int64))
+            self._indexed = codes.shape[0]
+        self._code_rows.append(codes)
+        self._ref_rows.append(np.full(codes.shape[0], pos, np.int32))
+        self._time_rows.append(times[loud].astype(np.float32))
         self._refs.append(ref_id)
         self._ref_pos[ref_id] = pos
         self._ref_seconds.append(a.size / sr)
@@ -276,6 +367,7 @@ class SAMAFSystem:
         if not loud.any():
             return NO_MATCH
         codes = self._encode(windows[loud])
+        self._sync_index()
         dist, ids = self._index.search(codes, self.params["k"])
         candidates = self._vote(dist, ids, times[loud], n_query)
         if not candidates:
@@ -449,6 +541,7 @@ class SAMAFSystem:
         if not loud.any():
             return pd.DataFrame(columns=cols)
         codes = self._encode(windows[loud])
+        self._sync_index()
         dist, ids = self._index.search(codes, self.params["k"])
         saved = self.params["verify"]
         self.params["verify"] = max(int(top), 1)
@@ -479,27 +572,70 @@ class SAMAFSystem:
         packed codes plus the per-window reference index (int32) and start time (float32).
         """
         nbytes = int(self._codes.nbytes + self._win_ref.nbytes + self._win_time.nbytes)
-        seconds = float(sum(self._ref_seconds))
-        return {
-            "name": self.name,
-            "references": len(self._refs),
-            "fingerprints": int(self._codes.shape[0]),
-            "seconds": seconds,
-            "bytes": nbytes,
-            "bytes_per_second": nbytes / seconds if seconds else 0.0,
-            "bits_per_second": self.bits / self._effective_hop(self.params["db_hop_s"]),
-            "hash_bits_per_second": float(self.bits),
-            "params": dict(self.params),
-            "model": dict(self.model.config),
-        }
+        return _stats(self.params, self.model.config, len(self._refs), int(self._codes.shape[0]), nbytes,
+                      float(sum(self._ref_seconds)))
+
+    @staticmethod
+    def read_stats(path: str | os.PathLike) -> tuple[dict, list[str]]:
+        """:meth:`stats` and :meth:`references` of a saved database, without loading its model or codes.
+
+        Reads the file's metadata and the shapes of its arrays only (no torch, no faiss), so that describing a
+        database (``samaf info``) takes a fraction of a second whatever its size.
+
+        Returns
+        -------
+        stats : dict
+            Equal to ``SAMAFSystem.load(path).stats()``.
+        references : list of str
+            Equal to ``SAMAFSystem.load(path).references()``.
+
+        Raises
+        ------
+        FileNotFoundError, ValueError
+            As :meth:`load`.
+        """
+        import zipfile
+
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no SAMAF database there")
+        try:
+            with zipfile.ZipFile(p) as z:
+                with z.open("meta.npy") as fh:
+                    meta = json.loads(str(np.lib.format.read_array(fh, allow_pickle=False)))
+                if meta.get("format") != _FORMAT:
+                    raise ValueError(f"format {meta.get('format')!r}, expected {_FORMAT!r}")
+                shapes = {}
+                for name in ("codes", "win_ref", "win_time"):
+                    with z.open(f"{name}.npy") as fh:
+                        shapes[name] = _npy_shape(fh)
+            params, config = dict(meta["params"]), dict(meta["model_config"])
+            refs = [str(r) for r in meta["refs"]]
+            seconds = float(sum(float(x) for x in meta["ref_seconds"]))
+        except (OSError, KeyError, ValueError, json.JSONDecodeError, EOFError) as e:
+            raise ValueError(f"{p}: not a readable SAMAF database ({type(e).__name__}: {e})") from e
+        except Exception as e:  # zipfile.BadZipFile and friends
+            raise ValueError(f"{p}: not a readable SAMAF database ({type(e).__name__}: {e})") from e
+        codes, win_ref, win_time = (shapes[k][0] for k in ("codes", "win_ref", "win_time"))
+        width = int(params["bits"]) // 8
+        if len(codes) != 2 or codes[1] != width or not (len(win_ref) == len(win_time) == 1) or not (
+                codes[0] == win_ref[0] == win_time[0]):
+            raise ValueError(f"{p}: inconsistent SAMAF database arrays")
+        # load() casts the arrays to uint8, int32 and float32: count those sizes
+        n = codes[0]
+        nbytes = n * width + n * 4 + n * 4
+        return _stats(params, config, len(refs), n, nbytes, seconds), refs
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the database and the model (weights, standardisation, config) to one ``.npz`` file, atomically."""
+        from ..io import atomic_path, save_npz
+
         arrays = {f"model/{k}": v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
         meta = {"format": _FORMAT, "params": self.params, "model_config": self.model.config,
                 "refs": self._refs, "ref_seconds": self._ref_seconds}
         with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, codes=self._codes, win_ref=self._win_ref, win_time=self._win_time,
+            # byte-reproducible (no timestamps in the zip): the same database gives the same file
+            save_npz(tmp, False, codes=self._codes, win_ref=self._win_ref, win_time=self._win_time,
                      meta=np.array(json.dumps(meta)), **arrays)
 
     @classmethod
@@ -513,6 +649,10 @@ class SAMAFSystem:
         ValueError
             The file is not a readable SAMAF database.
         """
+        import torch
+
+        from ..model import load_state, model_from_config
+
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no SAMAF database there")
@@ -536,10 +676,10 @@ class SAMAFSystem:
         if codes.ndim != 2 or codes.shape[1] != system.bits // 8 or not (
                 codes.shape[0] == win_ref.shape[0] == win_time.shape[0]):
             raise ValueError(f"{p}: inconsistent SAMAF database arrays")
-        system._index.add(codes, np.arange(codes.shape[0], dtype=np.int64))
-        system._codes = codes.astype(np.uint8)
-        system._win_ref = win_ref.astype(np.int32)
-        system._win_time = win_time.astype(np.float32)
+        system._code_rows = _Rows.of(codes.astype(np.uint8))
+        system._ref_rows = _Rows.of(win_ref.astype(np.int32))
+        system._time_rows = _Rows.of(win_time.astype(np.float32))
+        system._sync_index()
         system._refs = [str(r) for r in meta["refs"]]
         system._ref_pos = {r: i for i, r in enumerate(system._refs)}
         system._ref_seconds = [float(s) for s in meta["ref_seconds"]]
@@ -549,6 +689,42 @@ class SAMAFSystem:
 
 
 SYSTEM = SAMAFSystem
+
+
+def _effective_hop(cfg: MFCCConfig, hop_s: float) -> float:
+    """``hop_s`` rounded to whole feature frames (10 ms), at least one frame."""
+    step = max(1, int(round(hop_s * cfg.sr / cfg.hop_length)))
+    return step * cfg.hop_length / cfg.sr
+
+
+def _stats(params: dict, model_config: dict, n_refs: int, n_windows: int, nbytes: int, seconds: float) -> dict:
+    """The dictionary :meth:`SAMAFSystem.stats` returns (shared with :meth:`SAMAFSystem.read_stats`)."""
+    bits = int(params["bits"])
+    features = MFCCConfig(n_mfcc=model_config["n_mfcc"])
+    return {
+        "name": SAMAFSystem.name,
+        "references": n_refs,
+        "fingerprints": n_windows,
+        "seconds": seconds,
+        "bytes": nbytes,
+        "bytes_per_second": nbytes / seconds if seconds else 0.0,
+        "bits_per_second": bits / _effective_hop(features, params["db_hop_s"]),
+        "hash_bits_per_second": float(bits),
+        "params": dict(params),
+        "model": dict(model_config),
+    }
+
+
+def _npy_shape(fh) -> tuple[tuple[int, ...], np.dtype]:
+    """``(shape, dtype)`` from the header of an ``.npy`` stream, reading nothing else."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        raise ValueError(f"unsupported .npy version {version}")
+    return tuple(int(d) for d in shape), dtype
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int | None) -> None:
