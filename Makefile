@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup repro smoke test test-unit test-notebooks lab bench strip clean-venv
+.PHONY: setup repro repro-full smoke test test-unit test-notebooks lab bench strip clean-venv
 
 setup: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 ## the whole pipeline with params.yaml on the embedded corpus
 repro: $(STAMP)
 	$(BIN)/dvc repro
+
+## the whole SAMAF ablation grid (docs/samaf.md) as a DVC experiment: `dvc exp show` compares it with the default
+repro-full: $(STAMP)
+	$(BIN)/dvc exp run --set-param ablation.profile=full
 
 ## the whole test suite: unit tests, notebooks under nbval, a smoke `dvc repro`
 test: $(STAMP)

@@ -1,6 +1,6 @@
-"""The query distortions of the study (STUDY §4): one registry of pure, seeded functions.
+"""The query distortions of the study (docs/study.md, Distortions): one registry of pure, seeded functions.
 
-Every entry of :data:`DISTORTIONS` is a :class:`Distortion`: a name, a description, its default levels (the STUDY §4
+Every entry of :data:`DISTORTIONS` is a :class:`Distortion`: a name, a description, its default levels (the docs/study.md, Distortions
 table), the levels it accepts, and a pure function ``(audio, sr, level, rng) -> audio``. Callers go through
 :func:`distort`, which validates the audio and the level, seeds the generator and checks the result::
 
@@ -156,7 +156,7 @@ class Distortion:
     description : str
         One line for tables and reports (states the SoX equivalent where there is one).
     levels : tuple
-        Default levels (STUDY §4).
+        Default levels (docs/study.md, Distortions).
     allowed : Range or Choice
         The levels :meth:`validate` accepts.
     fn : callable
@@ -576,7 +576,7 @@ def _registry() -> dict[str, Distortion]:
     return {d.name: d for d in entries}
 
 
-#: Every distortion of the study by name, in STUDY §4 order.
+#: Every distortion of the study by name, in docs/study.md, Distortions order.
 DISTORTIONS: dict[str, Distortion] = _registry()
 
 

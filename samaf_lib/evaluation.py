@@ -1,4 +1,4 @@
-"""Evaluation of the study (STUDY §6): identification metrics and attribute classification from fingerprints.
+"""Evaluation of the study (docs/study.md, Protocol): identification metrics and attribute classification from fingerprints.
 
 Two kinds of input, both tables written by other stages:
 
@@ -926,6 +926,19 @@ def headline(metrics_rows: pd.DataFrame, system_stats: dict[str, dict] | None = 
     return out
 
 
+#: Per-system keys of :func:`headline` that measure speed on this machine (they change from run to run).
+TIMING_KEYS = ("median_query_ms", "x_realtime")
+
+
+def drop_timings(metrics: dict) -> dict:
+    """A copy of :func:`headline`'s dict without :data:`TIMING_KEYS`, for ``reports/metrics.json``: the committed
+    metrics of a commit must be the same on every rerun (speed is measured by ``make bench``)."""
+    out = dict(metrics)
+    out["systems"] = {n: {k: v for k, v in s.items() if k not in TIMING_KEYS}
+                      for n, s in metrics.get("systems", {}).items()}
+    return out
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -1087,7 +1100,7 @@ def paper_claims(summary: dict, samaf: str = "samaf",
 
 
 def system_features(system: Any, audio: np.ndarray, sr: int, dim: int = 512) -> np.ndarray:
-    """The fixed-length feature vector of one clip from one system's fingerprints (STUDY §6).
+    """The fixed-length feature vector of one clip from one system's fingerprints (docs/study.md, Protocol).
 
     SAMAF: fraction of ones per hash bit over the clip's windows (``bits`` values); RAFS: fraction of ones per
     sub-fingerprint bit (32 values); Dejavu and Panako: their hashes as a bag of hashed buckets per second

@@ -1,4 +1,4 @@
-"""The protocol every system goes through (STUDY §6), shared by the ``hash`` and ``baselines`` stages: index the
+"""The protocol every system goes through (docs/study.md, Protocol), shared by the ``hash`` and ``baselines`` stages: index the
 clean ``test`` utterances, answer every query of the shared query set, write one results table in one format.
 """
 

@@ -1,4 +1,4 @@
-"""The study's corpus (STUDY §3): the generated ``synthvox`` corpus, a VoxCeleb1 subset, one metadata schema and the
+"""The study's corpus (docs/study.md, Data): the generated ``synthvox`` corpus, a VoxCeleb1 subset, one metadata schema and the
 train/val/test/unseen splits."""
 
 from .splits import (COLUMNS, SPLITS, assign_splits, check_fractions, empty_metadata, read_metadata,

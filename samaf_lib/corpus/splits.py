@@ -1,4 +1,4 @@
-"""The corpus metadata table (STUDY §3.3): its schema, the train/val/test/unseen splits, reading and writing.
+"""The corpus metadata table (docs/study.md, Data): its schema, the train/val/test/unseen splits, reading and writing.
 
 One schema for every source: ``utterance_id, speaker_id, gender, nationality, split, path, duration_s, source``
 (a source may add columns after these). ``path`` is resolved against the folder that holds ``metadata.csv``:

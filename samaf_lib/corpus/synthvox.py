@@ -1,4 +1,4 @@
-"""``synthvox``: a VoxCeleb-like corpus generated from a seed with eSpeak NG (STUDY §3.1).
+"""``synthvox``: a VoxCeleb-like corpus generated from a seed with eSpeak NG (docs/study.md, Data).
 
 Every speaker is one distinct voice: a (language or accent, voice variant, pitch, rate, pitch range) combination,
 with VoxCeleb1's speaker attributes ``gender`` (from the variant: ``m1``-``m8`` male, ``f1``-``f5`` female) and

@@ -1,4 +1,4 @@
-"""VoxCeleb1, brought by the user (STUDY §3.2): pick a seeded subset and check every file before the study uses it.
+"""VoxCeleb1, brought by the user (docs/study.md, Data): pick a seeded subset and check every file before the study uses it.
 
 Layout: ``<root>/wav/idNNNNN/<video>/<nnnnn>.wav`` (``root`` may also be the ``wav`` folder itself) and
 ``vox1_meta.csv``, tab-separated with the header ``VoxCeleb1 ID, VGGFace1 ID, Gender, Nationality, Set``.

@@ -1,4 +1,4 @@
-"""The one interface every system implements (STUDY §5)."""
+"""The one interface every system implements (docs/study.md, Systems)."""
 
 from __future__ import annotations
 

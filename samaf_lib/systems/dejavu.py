@@ -1,4 +1,4 @@
-"""Dejavu, the Shazam-like peak-pair fingerprinter, with the 2019 defaults (STUDY §5).
+"""Dejavu, the Shazam-like peak-pair fingerprinter, with the 2019 defaults (docs/study.md, Systems).
 
 Our own port, written from the published description of Dejavu (its README and the author's write-up of the
 method); no code of that project is used. The pipeline:
