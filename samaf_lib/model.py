@@ -271,8 +271,12 @@ def save_checkpoint(path: str | os.PathLike, model: SAMAF, optimizer_state: dict
         "history": list(history or []),
         "extra": _to_cpu(extra or {}),
     }
+    import io
+
+    buf = io.BytesIO()  # saved to memory first: torch names the zip's records after a file's name, and the
+    torch.save(payload, buf)  # temporary file's name is random; from a buffer the records are always "archive/"
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buf.getvalue())
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
