@@ -187,7 +187,7 @@ def test_same_seed_same_checkpoint_bytes_on_a_busy_machine(data, tmp_path):
     train_X, val_X = data
     cfg = _cfg(epochs=3, form="working", hash_weight=1.0, entropy_weight=0.1, threads=2)
     h_quiet = train(_model(train_X), train_X, val_X, cfg, tmp_path / "quiet",
-                    validate=lambda m: {"val_probe": float(m.to_code.weight.sum())})
+                    validate=lambda m: {"val_probe": float(m.to_code.weight.detach().sum())})
     stop = threading.Event()
 
     def burn() -> None:
@@ -200,7 +200,7 @@ def test_same_seed_same_checkpoint_bytes_on_a_busy_machine(data, tmp_path):
     try:
         def slow_validate(m):
             time.sleep(0.3)
-            return {"val_probe": float(m.to_code.weight.sum())}
+            return {"val_probe": float(m.to_code.weight.detach().sum())}
 
         timings: list = []
         h_busy = train(_model(train_X), train_X, val_X, cfg, tmp_path / "busy", validate=slow_validate,
