@@ -1,7 +1,7 @@
 """The ``samaf`` command: index a folder of recordings, identify clips, describe a database.
 
-Three subcommands, each working with any of the study's four systems (``samaf``, ``dejavu``, ``rafs``,
-``panako``) through the common interface of :mod:`samaf_lib.systems`::
+Three subcommands, each working with any of the study's systems (``samaf``, ``dejavu``, ``rafs``, ``panako``,
+``triplets``) through the common interface of :mod:`samaf_lib.systems`::
 
     samaf index AUDIO_DIR --system rafs --db music.rafs
     samaf identify clip1.wav clip2.mp3 --db music.rafs [--json]
@@ -44,7 +44,7 @@ DEFAULT_MODEL = "models/samaf-128-mse+hash+entropy/best.pt"
 #: Tag of the manifest written beside every database.
 MANIFEST_FORMAT = "samaf-cli-manifest-v1"
 #: Systems, in the order :func:`detect_system` tries them on a database that lost its manifest (SAMAF last: torch).
-_SYSTEMS = ("dejavu", "rafs", "panako", "samaf")
+_SYSTEMS = ("dejavu", "rafs", "panako", "triplets", "samaf")
 #: Seconds between periodic saves while indexing.
 SAVE_SECONDS = 60.0
 #: Bytes of audio files to index from which ``index`` tells :func:`samaf_lib.audio.resample` to use scipy's
@@ -608,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
     systems = list(_SYSTEMS)
     parser = argparse.ArgumentParser(
         prog="samaf", epilog=_EPILOG,
-        description="Index recordings and identify clips with SAMAF, Dejavu, RAFS or Panako.")
+        description="Index recordings and identify clips with SAMAF, Dejavu, RAFS, Panako or Triplets.")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -7,9 +7,9 @@ import pytest
 
 from samaf_lib import systems
 from samaf_lib.audio import AudioError
+from samaf_lib.systems import rafs as rafs_module
 from samaf_lib.systems.base import Match
-from samaf_lib.systems.rafs import (RAFS, band_edges, ber, bit_image, energy_bits, pack_bits, subfingerprints,
-                                    unpack_bits)
+from samaf_lib.systems.rafs import RAFS, band_edges, ber, bit_image, energy_bits, pack_bits, unpack_bits
 
 SR = 16000
 
@@ -69,12 +69,34 @@ def test_bits_match_the_formula_and_pack_msb_first():
 
 
 def test_bands_are_log_spaced_and_non_empty():
-    edges = band_edges()
-    assert edges.shape == (34,) and np.all(np.diff(edges) >= 1)
-    hz = edges * 5512 / 2048
-    assert hz[0] == pytest.approx(300, abs=5512 / 2048) and hz[-1] == pytest.approx(2000, abs=5512 / 2048)
-    widths = np.diff(hz)
-    assert widths[-1] > 3 * widths[0]  # wider bands at higher frequencies
+    sr, n_fft = 5512, 2048
+    edges = band_edges(sr, n_fft, 300.0, 2000.0)
+    # 33 bands (34 edges) between 300 and 2000 Hz give 32 band differences: 32 bits (Haitsma & Kalker, 4.2).
+    assert edges.shape == (34,)
+    assert np.all(np.diff(edges) >= 1)  # every band holds at least one FFT bin
+    # The ideal edges are 300 * r**m with one ratio r = (2000 / 300) ** (1 / 33); each edge is the first FFT bin at
+    # or above its ideal frequency, so it lies within one bin above it.
+    ratio = (2000.0 / 300.0) ** (1 / 33)
+    ideal = 300.0 * ratio ** np.arange(34) * n_fft / sr  # in bins
+    assert np.all(edges >= ideal - 1e-6) and np.all(edges < ideal + 1)
+    # Hence consecutive edges keep the constant ratio up to one bin of rounding on each edge.
+    measured = edges[1:] / edges[:-1]
+    # with x <= e < x + 1 on both edges and x_next = r * x: r * x / (x + 1) <= e_next / e < r * (x_next + 1) / x_next
+    tol = np.maximum(1 / ideal[1:], 1 / (ideal[:-1] + 1))
+    assert np.all(np.abs(measured / ratio - 1) <= tol)
+    assert tol.max() < 0.02 and ratio - 1 > 0.05  # the tolerance is tighter than the step: linear spacing fails
+    linear = np.linspace(edges[0], edges[-1], 34)
+    assert not np.all(np.abs(linear[1:] / linear[:-1] / ratio - 1) <= tol)
+    # band energies of a clip: 33 columns, and the band of each bin as the edges say
+    x = np.random.default_rng(0).standard_normal(3 * sr)
+    e = rafs_module.band_energies(x, sr, n_fft, 64)
+    assert e.shape[1] == 33 and np.all(e > 0)
+    codes, rel, _ = rafs_module.subfingerprints(x, sr)
+    assert rel.shape == (codes.size, 32)
+    # an FFT whose bins (86 Hz at 64 points) are wider than the narrowest bands (17.8 Hz) would leave bands
+    # without a bin: refused
+    with pytest.raises(ValueError, match="no FFT bin"):
+        band_edges(sr, 64, 300.0, 2000.0)
 
 
 def test_fingerprint_shapes_rate_and_bit_image(speech_bank):
@@ -105,9 +127,9 @@ def test_ber():
 
 
 def test_too_short_and_silent_clips_give_no_subfingerprints():
-    codes, rel, quiet = subfingerprints(np.zeros(1000, np.float32) + 0.1, SR)
+    codes, rel, quiet = rafs_module.subfingerprints(np.zeros(1000, np.float32) + 0.1, SR)
     assert codes.size == 0 and rel.shape == (0, 32) and quiet.size == 0
-    _, _, quiet = subfingerprints(np.zeros(SR, np.float32), SR)
+    _, _, quiet = rafs_module.subfingerprints(np.zeros(SR, np.float32), SR)
     assert quiet.all()
 
 
@@ -179,6 +201,105 @@ def test_exact_lookup_only_still_finds_a_clean_copy(speech_bank):
     q, t0 = _excerpt(speech_bank["ref01"], 3.0, np.random.default_rng(4))
     m = s.identify(q, SR)
     assert m.ref_id == "ref01" and abs(m.offset_s - t0) < 0.2
+
+
+def _fake_extraction(system: RAFS, monkeypatch, table: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Make ``system`` take hand-made sub-fingerprints: a clip of n samples gets ``table[n]`` (codes, reliability)."""
+    def extract(audio, sr):
+        codes, rel = table[audio.size]
+        return codes, rel, np.zeros(codes.size, bool)
+    monkeypatch.setattr(system, "_extract", extract)
+
+
+def _flip(codes: np.ndarray, positions: list[np.ndarray]) -> np.ndarray:
+    """``codes`` with bit ``positions[i]`` (0 = most significant) of sub-fingerprint ``i`` toggled."""
+    out = codes.copy()
+    for i, pos in enumerate(positions):
+        for b in pos:
+            out[i] ^= np.uint32(1) << np.uint32(31 - int(b))
+    return out
+
+
+@pytest.mark.parametrize("target_ber, found", [(0.33, True), (0.37, False)])
+def test_block_near_the_ber_threshold(monkeypatch, target_ber, found):
+    # A 256-sub-fingerprint block copied from a reference with bits toggled at a controlled BER. 32 of its
+    # sub-fingerprints have 2 bits toggled among their 3 least reliable ones, so the candidate is found only by the
+    # lookup with flip_bits 3 (no sub-fingerprint of the block is exact); the other 224 carry the rest of the
+    # errors. The paper's threshold is BER 0.35: score = 1 - BER >= min_score 0.65 is accepted.
+    rng = np.random.default_rng(7)
+    n_ref, start, block = 3000, 1234, 256
+    refs = {f"r{i}": rng.integers(0, 2 ** 32, n_ref, dtype=np.uint32) for i in range(4)}
+    clean = refs["r2"][start: start + block]
+    rel = rng.random((block, 32)) + 1.0
+    weak = rng.permuted(np.tile(np.arange(32), (block, 1)), axis=1)[:, :3]
+    rel[np.arange(block)[:, None], weak] = rng.random((block, 3)) * 0.5  # the 3 least reliable bits
+    guided = np.arange(0, block, 8)  # 32 sub-fingerprints reachable by flipping their weak bits
+    errors = round(target_ber * block * 32)
+    rest = errors - 2 * guided.size
+    others = np.setdiff1d(np.arange(block), guided)
+    per_code = np.full(others.size, rest // others.size)
+    per_code[: rest % others.size] += 1
+    positions: list[np.ndarray] = [np.zeros(0, int)] * block
+    for i in guided:
+        positions[i] = weak[i, :2]
+    for i, k in zip(others, per_code):
+        positions[i] = rng.choice(32, int(k), replace=False)
+    query = _flip(clean, positions)
+    assert not np.isin(query, clean).any()  # no exact sub-fingerprint: the candidate comes from the flips
+    assert ber(query, clean) == errors / (block * 32)
+    assert abs(ber(query, clean) - target_ber) < 1e-4
+
+    sr = 5512
+    table = {30000 + i: (codes, np.ones((n_ref, 32))) for i, codes in enumerate(refs.values())}
+    table[20000] = (query, rel)
+
+    def build(**params) -> RAFS:
+        s = RAFS(**params)
+        _fake_extraction(s, monkeypatch, table)
+        for i, ref_id in enumerate(refs):
+            s.add(ref_id, np.full(30000 + i, 0.1, np.float32), sr)
+        return s
+
+    q_audio = np.full(20000, 0.1, np.float32)
+    system = build()
+    assert system.params["min_score"] == 0.65 and system.params["flip_bits"] == 3
+    m = system.identify(q_audio, sr)
+    # the same alignment, with the threshold lifted: rejection comes from the threshold, not from the lookup
+    open_m = build(min_score=0.0).identify(q_audio, sr)
+    assert open_m.ref_id == "r2" and open_m.offset_s == pytest.approx(start * 64 / sr)
+    assert open_m.score == pytest.approx(1 - errors / (block * 32))
+    if found:
+        assert m == open_m and m.score >= 0.65
+    else:
+        assert m == Match(None, 0.0, 0.0) and open_m.score < 0.65
+    # exact lookup alone finds no candidate at all
+    assert build(flip_bits=0, min_score=0.0).identify(q_audio, sr) == Match(None, 0.0, 0.0)
+
+
+def test_flip_bits_up_to_ten_as_the_paper(monkeypatch):
+    # Haitsma & Kalker toggle up to the 10 least reliable bits (1024 lookups per sub-fingerprint). A block whose
+    # every sub-fingerprint differs from the reference in 6 of its 10 weakest bits is found with flip_bits 10 and
+    # not with 5 (a lookup with k flips reaches only codes whose errors all lie among the k weakest bits).
+    rng = np.random.default_rng(3)
+    ref = rng.integers(0, 2 ** 32, 2000, dtype=np.uint32)
+    start, block = 700, 64
+    rel = rng.random((block, 32)) + 1.0
+    order = rng.permuted(np.tile(np.arange(32), (block, 1)), axis=1)
+    rel[np.arange(block)[:, None], order[:, :10]] = np.linspace(0.05, 0.5, 10)[None, :]  # 10 weakest bits
+    query = _flip(ref[start: start + block], [order[i, rng.choice(10, 6, replace=False)] for i in range(block)])
+    table = {30000: (ref, np.ones((ref.size, 32))), 20000: (query, rel)}
+    hits = {}
+    for k in (5, 10):
+        s = RAFS(flip_bits=k)
+        assert s.params["flip_bits"] == k
+        _fake_extraction(s, monkeypatch, table)
+        s.add("ref", np.full(30000, 0.1, np.float32), 5512)
+        hits[k] = s.identify(np.full(20000, 0.1, np.float32), 5512)
+    assert hits[5] == Match(None, 0.0, 0.0)
+    assert hits[10].ref_id == "ref" and hits[10].offset_s == pytest.approx(start * 64 / 5512)
+    assert hits[10].score == pytest.approx(1 - 6 / 32)
+    with pytest.raises(ValueError, match="flip_bits"):
+        RAFS(flip_bits=13)
 
 
 # ------------------------------------------------------------------------------------ persistence, API

@@ -1,4 +1,7 @@
-"""The four systems of the study behind one interface: ``get(name, **params)``."""
+"""The systems of the study behind one interface: ``get(name, **params)``.
+
+``panako`` is Panako as published in 2014; ``triplets`` is the study's own Panako-inspired redesign.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import importlib
 from .base import NO_MATCH, Fingerprinter, Match
 
 #: System name -> module under ``samaf_lib.systems``; each module exposes its class as ``SYSTEM``.
-SYSTEMS = ("samaf", "dejavu", "rafs", "panako")
+SYSTEMS = ("samaf", "dejavu", "rafs", "panako", "triplets")
 
 
 def system_class(name: str) -> type:

@@ -491,17 +491,21 @@ class Dejavu:
         Returns
         -------
         dict
-            ``name``, ``references``, ``fingerprints`` (stored rows), ``seconds`` (audio indexed), ``bytes`` (the
-            SQLite database: page_count * page_size, which is the size of the file :meth:`save` writes),
-            ``bits_per_second``, ``fingerprints_per_second``, ``params``.
+            ``name``, ``references``, ``fingerprints`` (stored rows), ``seconds`` (audio indexed), ``bytes`` (what
+            the fingerprints themselves take, counted like for like with the other systems: per row the hash,
+            ``fingerprint_reduction`` hex digits = 10 bytes at the default, plus a 4-byte reference id and a 4-byte
+            offset; the database's own overhead excluded), ``file_bytes`` (the SQLite database, page_count *
+            page_size: the size of the file :meth:`save` writes), ``bits_per_second`` (hash bits stored per second
+            of audio), ``fingerprints_per_second``, ``params``.
         """
         n_fp = self._con.execute("SELECT COUNT(*) FROM fingerprints").fetchone()[0]
         seconds = float(sum(d for _, d, _ in self._refs.values()))
         pages = self._con.execute("PRAGMA page_count").fetchone()[0]
         page_size = self._con.execute("PRAGMA page_size").fetchone()[0]
-        size = int(pages * page_size)
+        hash_bytes = (int(self.params["fingerprint_reduction"]) + 1) // 2
         return {"name": self.name, "references": len(self._refs), "fingerprints": int(n_fp), "seconds": seconds,
-                "bytes": size, "bits_per_second": 8.0 * size / seconds if seconds else 0.0,
+                "bytes": int(n_fp) * (hash_bytes + 8), "file_bytes": int(pages * page_size),
+                "bits_per_second": 8.0 * hash_bytes * n_fp / seconds if seconds else 0.0,
                 "fingerprints_per_second": n_fp / seconds if seconds else 0.0, "params": dict(self.params)}
 
     def save(self, path: str | os.PathLike) -> None:

@@ -1,108 +1,171 @@
-"""Panako, the 2014 design (Six & Leman, ISMIR 2014), written for this study from the paper's description.
+"""Panako as published in 2014: the constant-Q strategy of Six & Leman, written for this study.
 
-Panako finds a query in a reference even when the query was played faster or slower (time-scale change) or
-higher or lower (pitch shift). It gets there with three ideas:
+Reference: J. Six and M. Leman, "Panako - a scalable acoustic fingerprinting system handling time-scale and pitch
+modification", ISMIR 2014, and its reference implementation, Panako 1.x (Java): the constant-Q strategy of the
+classes ``NCteQStrategy``, ``NCteQEventPointProcessor``, ``NCteQFingerprint``, ``NCteQHashFunction`` and
+``NCteQMapDBStorage``/``NCteQFingerprintHit``, with the defaults of its configuration (``be.panako.util.Key``,
+keys ``NCTEQ_*``) and the constant-Q transform of TarsosDSP (``be.tarsos.dsp.ConstantQ``) it runs on (we read
+the NCteQ classes of the JorenSix/Panako repository at commit 9604299, a 1.x version). The paper describes the
+design (constant-Q event points, triplets hashed by frequency differences and a time ratio, matching by an
+offset histogram that also yields time and frequency factors); the numbers below are those of the source and its
+configuration. We read both to learn what the system does; this module is our own code, and the description is
+in our words. The study's own redesign of the idea is :mod:`samaf_lib.systems.triplets`.
 
-1. **A constant-Q spectrum.** With 36 bins per octave the frequency axis is logarithmic, so a pitch shift by a
-   factor ``p`` moves every component by the same number of bins, ``36 * log2(p)``.
-2. **Event points and triplets.** Local maxima of the spectrum ("event points", about 8 per second) are combined
-   in triplets ``e1 = (t1, f1), e2, e3`` with ``t1 < t2 < t3``. The hash of a triplet keeps only what survives
-   both modifications: the frequency *differences* ``f2 - f1`` and ``f3 - f1`` (a pitch shift cancels out) and
-   the time *ratio* ``(t2 - t1) / (t3 - t1)`` (a time-scale change cancels out), quantised.
-3. **Matching that estimates the factors.** Every hash hit gives a time factor ``(ref Δt13) / (query Δt13)`` and
-   a frequency offset ``query f1 - ref f1``. Per reference the hits that agree on a frequency offset are kept;
-   a Hough search over time factors then finds the largest set that also agrees on one alignment
-   ``t_ref = offset + factor * t_query``. Its size is the score; ``offset`` (in seconds) is where the query
-   starts in the reference, and the two factors are left in :attr:`Panako.last_factors`.
+How Panako works
+----------------
+1. **Constant-Q spectrum** (TarsosDSP ``ConstantQ``; keys ``NCTEQ_SAMPLE_RATE`` 44100, ``NCTEQ_STEP_SIZE`` 1536,
+   ``NCTEQ_MIN_FREQ`` 3700 and ``NCTEQ_MAX_FREQ`` 12200 absolute cents, ``NCTEQ_BINS_PER_OCTAVE`` 36). Audio at
+   44.1 kHz is cut into frames of the transform's FFT length every 1536 samples (34.8 ms). Absolute cents count
+   from 8.175 Hz (MIDI note 0, C-1; Panako's ``PitchUnit``), so the band is 69.3 Hz to 9397 Hz, 7.08 octaves;
+   TarsosDSP's bin count ``ceil(36 * log2(fmax / fmin))``, in float32, comes out at 256 bins of 1/36 octave.
+   ``Q = 1 / (2**(1/36) - 1)`` = 51.4; bin ``k`` is centred on ``69.3 * 2**(k/36)`` Hz (9396 Hz for the last)
+   and analysed by a Hann-windowed complex exponential ``ceil(Q * sr / f_k)`` samples long (32739 at the bottom,
+   242 at the top) that starts at the frame's first sample; the FFT length is the next power of two above the
+   longest window, 32768 samples (0.74 s). Each kernel's spectrum keeps only the FFT bins where it exceeds 0.001
+   (Brown & Puckette's sparse kernel). Magnitudes are linear: a full-scale sine at a bin centre reads about 0.25.
+2. **Event points** (``NCteQEventPointProcessor``). A point ``(frame, bin)`` is an event point when its magnitude
+   is the maximum of the 15-bin x 15-frame neighbourhood around it (the frequency filter repeats the edge bins;
+   frames closer than 7 to either end of the clip are never examined), is not zero, the minimum of its 3 x 3
+   neighbourhood is not zero, ``log1p(min3x3) / log1p(max15x15)`` lies strictly between 0.2 and 0.9 (neither
+   near silence nor in a flat region), and ``log1p(magnitude)`` exceeds 0.1 times ``log1p`` of the largest
+   15 x 15 maximum of the bins at or below it in that frame (the source's running frame maximum). The point
+   carries its contrast ``min3x3 / max15x15``.
+3. **Triplets** (``packEventPointsIntoFingerprints``). For each event point ``e1`` (in time, then bin order)
+   every later ``e2`` with ``t1 + 7 < t2 < t1 + 57`` frames and ``|f2 - f1| < 31`` bins, and for it every later
+   ``e3`` with ``t2 + 7 < t3 < t2 + 57`` and ``|f3 - f2| < 31``, is a candidate; 57 frames is 2 s
+   (``int(2.0 * 44100 / 1536)``), 31 bins is ``NCTEQ_EVENT_POINT_FREQUENCY_DELTA_MAX`` = 1066 cents at 36 bins
+   per octave. Of the candidates only the one with the largest contrast sum is kept (one triplet per event
+   point; a tie goes to the last candidate in loop order). A triplet is dropped when one already kept has the
+   same hash and a ``t1`` less than 100 frames away (the source keeps triplets in a hash set whose equality is
+   "same hash, within 100 frames"). Queries are packed the same way: the configuration also lists
+   ``NCTEQ_EVENT_POINT_BRANCHING_FOR_STORAGE`` 1 / ``_FOR_QUERY`` 4 and ``NCTEQ_EVENT_POINTS_PER_SECOND_*`` 8, but
+   the NCteQ event-point processor reads none of them (its one triplet per point is fixed, and it sets no limit
+   on event points per second), so neither is applied here.
+4. **Hash** (``NCteQHashFunction``, 27 bits; Java's rounding, ``floor(x + 0.5)``)::
 
-Choices of ours (the paper leaves them open, or our measurements on generated speech decided; all are
-parameters of :class:`Panako`):
+       bits  0- 3  round(f1 / 16) % 16           where f1 lies (16 coarse bands)
+       bits  4- 7  round(f3 / 16) % 16           where f3 lies
+       bits  8-13  (f2 - f1 + 31) % 64           31 = 1066 * 36 // 1200
+       bits 14-19  (f3 - f2 + 31) % 64
+       bits 20-23  round(8 * (t2 - t1) / (t3 - t1)) % 16
+       bit  24     1 if t2 - t1 > t3 - t2 else 0
+       bits 25-26  round((t3 - t1) / 20) % 4
 
-* audio resampled to 8000 Hz mono (the 2014 default); constant-Q spectrum from 110 Hz over 5 octaves (180 bins,
-  top bin 3453 Hz), 36 bins per octave, hop 128 samples (16 ms), log magnitude in dB relative to a full-scale
-  sine. :class:`ConstantQ` is our own multirate FFT implementation with cached kernels (it agrees with
-  ``librosa.cqt`` to a correlation of 0.999 in dB and was about 5 times faster in our measurement, since
-  librosa rebuilds its filters on every call);
-* event points: maxima of a 9-frame x 13-bin neighbourhood (144 ms x 1/3 octave) of at least -55 dB, thinned
-  so that no point has ``events_per_second`` (8) or more stronger points within +-0.5 s of it. The rule is
-  local, so an excerpt keeps its reference's points away from its edges; on generated speech it gives 8-9
-  event points per second. Points closer to either end of the clip than half their bin's analysis window
-  (``edge_fraction`` = 0.5 of the window: 0.23 s at 110 Hz, 8 ms at 3.5 kHz) are dropped: there the window
-  reaches past the audio and the maxima move, which biased the estimated time factor;
-* triplets: for each e1 its next ``fan_out`` = 6 event points with t1 < t <= t1 + 62 frames (1 s) and
-  |f - f1| <= 72 bins (2 octaves); every pair of them (the earlier as e2) with t3 - t1 >= 2 frames -> up to
-  15 triplets per e1, about 85 per second of speech. (A window of 33 frames, 1 octave and 5 neighbours gave
-  only 15 triplets per second, too few to find a time-stretched 5-s excerpt reliably);
-* hash: ``f2 - f1`` and ``f3 - f1`` (exact bins, 145 values each), the time ratio in 8 levels, and optionally
-  the band of f1 (``f1_bands``; 0, not used, by default: a pitch shift moves f1 across band borders);
-* lookup with probes (``probe=1``): every query triplet is also looked up with each frequency difference +-1
-  bin and the ratio level next to its own, 18 probes in all. Time-stretching and pitch-shifting move event
-  points by a frame or a bin, and without the probes only about a third as many true hits survive;
-* matching: time and pitch factors searched within [1/1.25, 1.25]; Hough grid step 1 % in time factor; a hit
-  supports factor g when ``|ref Δt13 - g * query Δt13| <= 1.5 + 0.05 * query Δt13`` frames; offsets agree
-  within 48 ms bins (a pair of adjacent bins counts, so up to 96 ms). A query triplet, and a reference
-  triplet, count once in the score. The time factor is then refined by a robust line fit over the
-  reference's hits near the alignment (:func:`fit_alignment`);
-* ``min_score`` = 20 consistent triplets: on generated speech (24 references of 8 s; tests/conftest.py),
-  96 excerpts (2 and 5 s) of 16 out-of-database clips scored 6 at the median, 16 at the 95th percentile and
-  24 at most (that clip shares a synthetic voice and words with a reference); 5-s excerpts scored at least
-  160 exact, 25 sped up by 5 %, 29 pitch-shifted by 5 %, 16 slowed by 5 %. The study's evaluation sets
-  ``min_score=0`` and calibrates its own threshold.
+   Stored with each hash: ``t1``, the reference, ``t3 - t1`` and ``f1``.
+5. **Matching** (``NCteQMapDBStorage.getFingerprintMatches``). Every stored triplet with a query triplet's hash
+   is a hit. References with more than 4 hits (``NCTEQ_MINIMUM_MATCHES_THRESHOLD``) are examined. A hit is
+   plausible when its time ratio ``int(100 * ref Δt13 / query Δt13)`` and its frequency ratio
+   ``round(100 * 2**((query f1 - ref f1) / 36))`` both lie strictly between 70 and 130 (+-30 %). Each plausible
+   hit votes for the offset ``round(round(t1_ref - t1_query * time ratio) / 3)`` (3-frame bins); the score of a
+   reference is the number of hits in its most popular bin, and it is a match when more than 3 hits align
+   (``NCTEQ_MINIMUM_ALIGNED_MATCHES_THRESHOLD``). The answer is the reference with the highest score; where the
+   query starts in it is ``3 * bin`` frames; the time factor and the frequency factor are the means of the
+   aligned hits' ratios. (The source also finds the most popular frequency difference, in 5-cent steps, but
+   it enters the score only as ``min(1, its count)``, which is 1 whenever the time histogram has a peak: it
+   changes nothing, and is left out here.)
 
-Storage, per triplet: hash int64 (8 B) + reference int32 (4 B) + t1 frame int32 (4 B) + f1 bin int16 (2 B) +
-Δt13 frames int16 (2 B) = 20 bytes; :meth:`Panako.stats` reports that as ``bytes``.
+Parameters of :class:`Panako` default to the values above; each can be changed for an ablation.
+
+Where this module departs from Panako 1.x, and why
+--------------------------------------------------
+* **Sample rate.** The study's audio is 16 kHz; it is resampled to 44.1 kHz (band-limited polyphase,
+  :func:`samaf_lib.audio.resample`), as Panako itself does by decoding every file through ffmpeg at
+  ``NCTEQ_SAMPLE_RATE``. Everything of the published front end (frame, hop, kernels, band) then runs unchanged,
+  and the hash's coarse band fields ``round(f / 16)`` keep their meaning. The price: the band ends at 9397 Hz,
+  above the 8 kHz Nyquist of 16-kHz audio, so the top 9 of the 256 bins (8.0-9.4 kHz) hold no energy and never
+  give event points. Running the transform at 16 kHz instead would have had to change the hop, the FFT length
+  and the top of the band, that is, the published design; the empty bins are the smaller departure.
+* **Time origin.** Panako labels an event point with its frame index plus 28 (``32768 // 1536 + 32768 // 4608``
+  = 21 + 7 at its defaults); here frame ``m`` is the one that starts at sample ``m * 1536`` of the clip. The
+  shift cancels in every hash and time difference, and in the offset at time ratio 1; at another ratio ``r``
+  Panako's offset carries an extra ``28 * (1 - r)`` frames, an error in the reported position that we do not
+  reproduce.
+* **Query details of the source that depend on Java's hash-set order.** Panako looks up each query hash with
+  the ``t1``/``Δt13``/``f1`` of whichever query triplet with that hash it met last; here every query triplet
+  uses its own (query triplets sharing a hash lie at least 100 frames, 3.5 s, apart, so this is rare). Where
+  two offset bins, or two references, tie for the most hits, Panako's winner depends on hash-set iteration
+  order; here the lower bin, and the reference added first, win.
+* **Numbers.** Magnitudes are computed in float64 and rounded to float32 before the float32 tests of the
+  source (``log1p``, ratios, thresholds), so a point exactly on a threshold may fall either way.
+* **What is left out:** the database engine (MapDB), the monitor mode and the ``maxNumberOfResults`` list;
+  :meth:`Panako.identify` returns the best reference only, as every system of the study does.
+
+Behaviour on the study's generated speech
+-----------------------------------------
+One triplet per event point, chosen by a contrast sum among partners up to 4 s ahead, makes the choice fragile:
+a query whose frames fall between its reference's (any excerpt off the 34.8-ms grid) or whose last seconds lack
+the partners keeps only part of its reference's triplets. On the 24 8-s references of tests/conftest.py, 5.4
+triplets are stored per second (698 bit/s), and 5-s excerpts are found at the default threshold 10 times in 24
+exact, 3 in 24 after ``tempo`` 1.05 and never after ``pitch`` 1.05, while no out-of-database clip scores above
+0. On 20-s excerpts of 30-s references (tests/test_panako.py) 12 of 12 exact and 10 of 12 time-stretched (1.05)
+excerpts are found with their time factor; a pitch shift by whole bins (``2**(3/36)``) is found 11 times in 12,
+a 5 % shift (2.53 bins: peaks move by 2 or 3 bins, so the frequency differences of the hash change) once.
+
+The pitch weakness belongs to the design, not to speech: on music-like test signals (harmonic melodies, chords
+and percussion; tests/test_panako.py) 20-s excerpts are found 11 times in 12 exact, 8 in 12 after ``tempo`` 1.05,
+10 in 12 after a whole-bin pitch shift and 3 in 12 after ``pitch`` 1.05, and a plain resampling by 1.05 (no phase
+vocoder) fails the same way. A shift by a fraction of a bin changes each peak's contrast, hence which single
+triplet an event point keeps, and the exact bin differences of the hash; Panako 1.x looks up only the exact hash
+of each query triplet, so nothing recovers them.
+
+Score and threshold
+-------------------
+``Match.score`` is the number of aligned hits of the best reference (comparable within Panako only).
+``min_score`` (default 4) is Panako's "more than 3 aligned hits"; below it the answer is ``ref_id=None`` with the
+score kept. The study's evaluation runs with ``min_score=0`` and calibrates its own threshold; the rule of more
+than 4 raw hits (``min_matches``) stays, as it belongs to the search itself.
+
+Storage: four 32-bit integers per triplet, as in Panako's store (hash, ``t1``, reference, ``Δt13 + (f1 << 16)``):
+16 bytes, reported by :meth:`Panako.stats` as ``bytes``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import maximum_filter
 
 from ..audio import SILENCE_RMS, AudioError, check_audio, resample, rms
 from ..io import atomic_path, save_npz
 from .base import NO_MATCH, Match
 
-#: Bytes per stored triplet: hash int64 + ref int32 + t1 int32 + f1 int16 + dt13 int16.
-BYTES_PER_TRIPLET = 8 + 4 + 4 + 2 + 2
-#: A hit supports time factor g when |ref Δt13 - g * query Δt13| <= DT_TOLERANCE_FRAMES + DT_TOLERANCE_REL * query Δt13.
-DT_TOLERANCE_FRAMES = 1.5
-DT_TOLERANCE_REL = 0.05
-#: References whose best Hough cell is scored exactly (most votes first).
-N_CANDIDATES = 10
-#: The time factor is refined by a line fit when the consistent hits span at least this many query frames.
-MIN_SPAN_FRAMES = 10
+#: Hz of 0 absolute cents in Panako 1.x (``PitchUnit.REF_FREQ``: MIDI note 0, C-1).
+ABSOLUTE_CENT_HZ = 8.175
+#: A constant-Q kernel keeps the FFT bins where its spectrum exceeds this (TarsosDSP's default threshold).
+KERNEL_THRESHOLD = 0.001
+#: Bytes per stored triplet: four int32, as Panako 1.x stores them.
+BYTES_PER_TRIPLET = 16
+#: Frames per chunk of the constant-Q analysis (bounds memory: 64 frames of 32768 samples).
+CHUNK_FRAMES = 64
 #: Format tag written into saved files.
-FILE_FORMAT = "samaf-study/panako-2014/v1"
+FILE_FORMAT = "samaf-study/panako/v1"
 
-#: name -> (default, type, low, high); ints are checked as ints, floats accept ints.
+#: name -> (default, type, low, high); ints are checked as ints, floats accept ints. Defaults: Panako 1.x.
 _PARAMS: dict[str, tuple[Any, type, float, float]] = {
-    "sr": (8000, int, 2000, 48000),
-    "fmin": (110.0, float, 20.0, 2000.0),
-    "n_octaves": (5, int, 1, 8),
-    "bins_per_octave": (36, int, 12, 96),
-    "hop_length": (128, int, 16, 4096),
-    "peak_frames": (9, int, 1, 101),
-    "peak_bins": (13, int, 1, 101),
-    "min_magnitude_db": (-55.0, float, -200.0, 0.0),
-    "events_per_second": (8.0, float, 0.5, 100.0),
-    "edge_fraction": (0.5, float, 0.0, 1.0),
-    "min_dt": (2, int, 1, 1000),
-    "max_dt": (62, int, 2, 1000),
-    "max_df": (72, int, 1, 500),
-    "fan_out": (6, int, 2, 20),
-    "ratio_levels": (8, int, 2, 64),
-    "f1_bands": (0, int, 0, 64),
-    "probe": (1, int, 0, 1),
-    "max_time_factor": (1.25, float, 1.0, 2.0),
-    "max_pitch_factor": (1.25, float, 1.0, 2.0),
-    "factor_step": (0.01, float, 0.001, 0.1),
-    "offset_tolerance_s": (0.048, float, 0.001, 1.0),
-    "min_score": (20.0, float, 0.0, 1e9),
+    "sr": (44100, int, 8000, 192000),             # NCTEQ_SAMPLE_RATE
+    "hop": (1536, int, 16, 16384),                 # NCTEQ_STEP_SIZE (samples)
+    "min_cents": (3700.0, float, 0.0, 15000.0),    # NCTEQ_MIN_FREQ (absolute cents)
+    "max_cents": (12200.0, float, 0.0, 15000.0),   # NCTEQ_MAX_FREQ (absolute cents)
+    "bins_per_octave": (36, int, 4, 96),           # NCTEQ_BINS_PER_OCTAVE
+    "max_filter": (15, int, 3, 101),               # NCteQEventPointProcessor: 15 x 15 maximum
+    "min_filter": (3, int, 1, 99),                 # 3 x 3 minimum
+    "min_contrast": (0.2, float, 0.0, 1.0),        # log1p(min) / log1p(max) must exceed this ...
+    "max_contrast": (0.9, float, 0.0, 1.0),        # ... and stay below this
+    "min_energy": (0.1, float, 0.0, 1.0),          # log1p(point) > min_energy * log1p(running frame maximum)
+    "max_dt_s": (2.0, float, 0.01, 60.0),          # e2 - e1 and e3 - e2 below int(max_dt_s * sr / hop) frames
+    "min_dt": (7, int, 0, 1000),                   # ... and above min_dt frames
+    "max_df_cents": (1066, int, 1, 4800),          # NCTEQ_EVENT_POINT_FREQUENCY_DELTA_MAX
+    "dedup_frames": (100, int, 0, 100000),         # same hash within this many frames of t1: stored once
+    "min_matches": (4, int, 0, 1000000),           # NCTEQ_MINIMUM_MATCHES_THRESHOLD: more hits than this
+    "min_ratio": (70, int, 1, 1000),               # time and frequency ratios (%) strictly above this ...
+    "max_ratio": (130, int, 1, 1000),              # ... and strictly below this
+    "offset_bin": (3, int, 1, 1000),               # frames per offset-histogram bin
+    "min_score": (4.0, float, 0.0, 1e9),           # NCTEQ_MINIMUM_ALIGNED_MATCHES_THRESHOLD (3) + 1
 }
 
 
@@ -127,80 +190,80 @@ def _validate(params: dict[str, Any]) -> dict[str, Any]:
         if not lo <= v <= hi:
             raise ValueError(f"panako: {key} must be in [{lo:g}, {hi:g}], got {v!r}")
         out[key] = v
-    top = out["fmin"] * 2.0 ** out["n_octaves"]
+    for key in ("max_filter", "min_filter"):
+        if out[key] % 2 == 0:
+            raise ValueError(f"panako: {key} must be odd (a window centred on the point), got {out[key]}")
+    if out["min_filter"] >= out["max_filter"]:
+        raise ValueError(f"panako: min_filter ({out['min_filter']}) must be below max_filter ({out['max_filter']})")
+    if out["min_cents"] >= out["max_cents"]:
+        raise ValueError(f"panako: min_cents ({out['min_cents']:g}) must be below max_cents ({out['max_cents']:g})")
+    top = cents_to_hz(out["max_cents"])
     if top > out["sr"] / 2:
-        raise ValueError(f"panako: fmin * 2**n_octaves = {top:g} Hz must not exceed sr/2 = {out['sr'] / 2:g} Hz; "
-                         "lower fmin or n_octaves, or raise sr")
-    step = 2 ** (out["n_octaves"] - 1)
-    if out["hop_length"] % step:
-        raise ValueError(f"panako: hop_length must be a multiple of 2**(n_octaves-1) = {step}, "
-                         f"got {out['hop_length']}")
-    if out["min_dt"] >= out["max_dt"]:
-        raise ValueError(f"panako: min_dt ({out['min_dt']}) must be below max_dt ({out['max_dt']})")
+        raise ValueError(f"panako: max_cents = {out['max_cents']:g} ({top:.0f} Hz) must not exceed sr/2 = "
+                         f"{out['sr'] / 2:g} Hz; lower max_cents or raise sr")
+    if out["min_contrast"] >= out["max_contrast"]:
+        raise ValueError(f"panako: min_contrast ({out['min_contrast']:g}) must be below max_contrast "
+                         f"({out['max_contrast']:g})")
+    if out["min_ratio"] >= out["max_ratio"]:
+        raise ValueError(f"panako: min_ratio ({out['min_ratio']}) must be below max_ratio ({out['max_ratio']})")
+    if int(out["max_dt_s"] * out["sr"] / out["hop"]) <= out["min_dt"] + 1:
+        raise ValueError(f"panako: max_dt_s ({out['max_dt_s']:g} s) leaves no room above min_dt "
+                         f"({out['min_dt']} frames of {out['hop']} samples)")
     return out
 
 
+def cents_to_hz(cents: float) -> float:
+    """Absolute cents (Panako's ``PitchUnit``: 0 cents = 8.175 Hz) to Hz."""
+    return ABSOLUTE_CENT_HZ * 2.0 ** (cents / 1200.0)
+
+
+def _java_round(x: np.ndarray) -> np.ndarray:
+    """Java's ``Math.round``: ``floor(x + 0.5)`` (halves go up, unlike numpy's round-half-to-even)."""
+    return np.floor(np.asarray(x, np.float64) + 0.5).astype(np.int64)
+
+
 # ---------------------------------------------------------------------------------------------------------------
-# Features: constant-Q spectrum, event points, triplets, hashes (pure functions over arrays)
+# Constant-Q transform (TarsosDSP's design)
 # ---------------------------------------------------------------------------------------------------------------
 
 class ConstantQ:
-    """A constant-Q transform with precomputed spectral kernels, one octave at a time.
+    """The constant-Q transform Panako 1.x runs on (TarsosDSP's), computed frame by frame.
 
-    Bin ``k`` is centred on ``fmin * 2 ** (k / bins_per_octave)`` Hz and analysed with a Hann-windowed complex
-    exponential ``Q * sr / f_k`` samples long, ``Q = 1 / (2 ** (1 / bins_per_octave) - 1)`` (about 51 at 36 bins
-    per octave: 0.47 s at 110 Hz, 16 ms at 3.5 kHz). Each octave is computed on the signal decimated by the
-    largest power of two that keeps the octave's top edge below 0.4 times the decimated rate, from short FFTs
-    with the kernels applied in the frequency domain (Brown & Puckette's scheme: each kernel's spectrum, cut
-    below 1e-3 of its peak, touches only a band of FFT bins, and only that band is multiplied). Magnitudes are
-    scaled so that a full-scale sine at a bin centre reads 1 (0 dB).
+    ``n_bins = ceil(bins_per_octave * log2(fmax / fmin))`` bins, bin ``k`` centred on
+    ``fmin * 2 ** (k / bins_per_octave)``; ``Q = 1 / (2 ** (1 / bins_per_octave) - 1)``; the kernel of bin ``k`` is
+    ``w[j] / L_k * exp(2 pi i Q j / L_k)``, ``j < L_k = min(ceil(Q * sr / f_k), n_fft)``, with the Hann window
+    ``w[j] = 0.5 - 0.5 cos(2 pi j / L_k)``, placed at the start of the frame; ``n_fft`` is the next power of two
+    above ``ceil(Q * sr / fmin)``. A kernel's FFT is folded as TarsosDSP folds it (FFT bin ``m`` plus bin
+    ``n_fft - 1 - m``), kept where that folded magnitude exceeds :data:`KERNEL_THRESHOLD`, divided by ``n_fft``
+    and conjugated; a frame's coefficients are its real FFT (bins below ``n_fft / 2``) times the kernels.
 
     Parameters
     ----------
-    sr, fmin, n_octaves, bins_per_octave, hop_length
-        Sample rate (Hz), lowest bin centre (Hz), octaves, bins per octave, hop (samples at ``sr``; a multiple of
-        ``2 ** (n_octaves - 1)``).
+    sr : int
+        Sample rate (Hz).
+    fmin, fmax : float
+        Band edges (Hz). The bin count is computed in float32 as the Java source does.
+    bins_per_octave : int
+    hop : int
+        Samples between frame starts.
     """
 
-    def __init__(self, sr: int = 8000, fmin: float = 110.0, n_octaves: int = 5, bins_per_octave: int = 36,
-                 hop_length: int = 128) -> None:
-        self.sr, self.hop_length = sr, hop_length
-        self.n_bins = n_octaves * bins_per_octave
-        self.freqs = fmin * 2.0 ** (np.arange(self.n_bins) / bins_per_octave)
-        q = 1.0 / (2.0 ** (1.0 / bins_per_octave) - 1.0)
-        self.lengths = q * sr / self.freqs
-        # (first bin, decimation, n_fft, first FFT bin used, kernel (FFT bins used, bins) complex64)
-        self.octaves: list[tuple[int, int, int, int, np.ndarray]] = []
-        for o in range(n_octaves):
-            ks = np.arange(o * bins_per_octave, (o + 1) * bins_per_octave)
-            top = fmin * 2.0 ** (o + 1)
-            dec = 1
-            while dec * 2 <= 2 ** (n_octaves - 1) and hop_length % (dec * 2) == 0 and sr / (dec * 2) * 0.4 >= top:
-                dec *= 2
-            rate = sr / dec
-            n_fft = int(2 ** np.ceil(np.log2(self.lengths[ks].max() / dec)))
-            rows = []
-            for k in ks:
-                n = int(np.ceil(self.lengths[k] / dec))
-                w = np.hanning(n + 2)[1:-1]
-                idx = np.arange(n) - (n - 1) / 2.0
-                atom = np.zeros(n_fft, complex)
-                start = n_fft // 2 - n // 2
-                atom[start:start + n] = w * np.exp(2j * np.pi * self.freqs[k] * idx / rate) * (2.0 / w.sum())
-                spec = np.conj(np.fft.fft(atom))[: n_fft // 2 + 1] / n_fft
-                spec[np.abs(spec) < 1e-3 * np.abs(spec).max()] = 0.0
-                rows.append(spec)
-            kern = np.array(rows).T                                      # (n_fft // 2 + 1, bins)
-            used = np.flatnonzero(np.any(kern != 0, axis=1))
-            c0, c1 = int(used[0]), int(used[-1]) + 1
-            self.octaves.append((int(ks[0]), dec, n_fft, c0, kern[c0:c1].astype(np.complex64)))
+    def __init__(self, sr: int = 44100, fmin: float = cents_to_hz(3700.0), fmax: float = cents_to_hz(12200.0),
+                 bins_per_octave: int = 36, hop: int = 1536) -> None:
+        self.sr, self.hop, self.bins_per_octave = int(sr), int(hop), int(bins_per_octave)
+        self.n_fft, self.freqs, self.lengths, self._kernel = _cq_kernel(int(sr), float(fmin), float(fmax),
+                                                                        int(bins_per_octave))
+        self.n_bins = len(self.freqs)
 
     def n_frames(self, n_samples: int) -> int:
-        """Frames for a clip of ``n_samples``: ``1 + n_samples // hop_length``."""
-        return 1 + n_samples // self.hop_length
+        """Frames for a clip of ``n_samples``: the first covers samples ``0 .. n_fft - 1``; a later frame is
+        analysed while it brings new samples (the last one zero-padded, as TarsosDSP's dispatcher does)."""
+        if n_samples <= 0:
+            return 0
+        return 1 + max(0, -(-(n_samples - self.n_fft) // self.hop))
 
-    def magnitude_db(self, audio: np.ndarray) -> np.ndarray:
-        """Log-magnitude spectrum.
+    def magnitudes(self, audio: np.ndarray) -> np.ndarray:
+        """Linear constant-Q magnitudes.
 
         Parameters
         ----------
@@ -209,278 +272,301 @@ class ConstantQ:
 
         Returns
         -------
-        np.ndarray, float32, shape (n_bins, n_frames)
-            dB relative to a full-scale sine; frame ``m`` is centred on sample ``m * hop_length``.
+        np.ndarray, float32, shape (n_frames, n_bins)
+            Row ``m`` analyses samples ``m * hop .. m * hop + n_fft - 1``.
         """
         from numpy.lib.stride_tricks import sliding_window_view
         from scipy.fft import rfft
-        from scipy.signal import resample_poly
 
         x = np.asarray(audio, np.float32)
         n_frames = self.n_frames(x.size)
-        out = np.empty((n_frames, self.n_bins), np.float32)
-        signals = {1: x}
-        for first, dec, n_fft, c0, kernel in self.octaves:
-            if dec not in signals:   # halve the rate step by step (anti-aliased, zero-phase)
-                d = max(k for k in signals if dec % k == 0)
-                signals[dec] = resample_poly(signals[d], 1, dec // d).astype(np.float32)
-            y = signals[dec]
-            hop = self.hop_length // dec
-            half = n_fft // 2
-            padded = np.zeros(half + y.size + half + n_frames * hop, np.float32)
-            padded[half:half + y.size] = y
-            frames = sliding_window_view(padded[: (n_frames - 1) * hop + n_fft], n_fft)[::hop]
-            spec = rfft(frames, axis=1)[:, c0:c0 + kernel.shape[0]]
-            out[:, first:first + kernel.shape[1]] = np.abs(spec @ kernel)
-        return (20.0 * np.log10(out.T + 1e-10)).astype(np.float32)
+        out = np.zeros((n_frames, self.n_bins), np.float32)
+        if n_frames == 0:
+            return out
+        padded = np.zeros((n_frames - 1) * self.hop + self.n_fft, np.float32)
+        padded[: x.size] = x
+        frames = sliding_window_view(padded, self.n_fft)[:: self.hop]
+        c0, c1, kernel_t = self._kernel                    # FFT bins used, sparse (bins x used FFT bins)
+        for s in range(0, n_frames, CHUNK_FRAMES):
+            spec = rfft(frames[s:s + CHUNK_FRAMES], axis=1, workers=1)[:, c0:c1]
+            out[s:s + CHUNK_FRAMES] = np.abs(kernel_t @ spec.T).T
+        return out
 
 
-def find_events(spec_db: np.ndarray, frames_per_second: float, peak_frames: int = 9, peak_bins: int = 13,
-                min_magnitude_db: float = -55.0, events_per_second: float = 8.0,
-                edge_frames: np.ndarray | None = None) -> np.ndarray:
-    """Event points: local maxima of the spectrum, thinned to about ``events_per_second``.
+def cq_bin_count(fmin: float, fmax: float, bins_per_octave: int) -> int:
+    """``ceil(bins_per_octave * log2(fmax / fmin))`` with the band edges and their ratio in float32, as TarsosDSP
+    computes it (256 at Panako's defaults: 36 x 7.0833 comes out a hair above 255)."""
+    ratio = np.float32(np.float32(fmax) / np.float32(fmin))
+    return math.ceil(bins_per_octave * math.log(float(ratio)) / math.log(2.0))
 
-    A point is kept when it is the maximum of its ``peak_bins`` x ``peak_frames`` neighbourhood, at least
-    ``min_magnitude_db``, at least ``edge_frames[bin]`` frames from both ends of the clip, and fewer than
-    ``events_per_second`` stronger such maxima lie within +-0.5 s of it.
+
+@functools.lru_cache(maxsize=4)
+def _cq_kernel(sr: int, fmin: float, fmax: float, bins_per_octave: int) -> tuple[int, np.ndarray, np.ndarray, tuple]:
+    """(n_fft, centre frequencies, window lengths, (first FFT bin, end FFT bin, sparse kernel)) of a transform."""
+    from scipy import sparse
+    from scipy.fft import fft
+
+    q = 1.0 / (2.0 ** (1.0 / bins_per_octave) - 1.0)
+    fmin32 = np.float32(fmin)
+    n_bins = cq_bin_count(fmin, fmax, bins_per_octave)
+    n_fft = int(2 ** math.ceil(math.log(math.ceil(q * sr / float(fmin32))) / math.log(2.0)))
+    freqs = (float(fmin32) * 2.0 ** (np.arange(n_bins) / bins_per_octave)).astype(np.float32).astype(np.float64)
+    lengths = np.minimum(np.ceil(q * sr / freqs), n_fft).astype(np.int64)
+    half = n_fft // 2
+    rows, cols, vals = [], [], []
+    for k in range(n_bins):
+        n = int(lengths[k])
+        j = np.arange(n)
+        atom = np.zeros(n_fft, np.complex128)
+        atom[:n] = (0.5 - 0.5 * np.cos(2.0 * np.pi * j / n)) / n * np.exp(2j * np.pi * q * j / n)
+        spec = fft(atom, workers=1)
+        m = np.arange(half)
+        mirror = spec[n_fft - 1 - m]
+        folded = np.abs(spec[:half]) + np.abs(mirror)
+        keep = np.flatnonzero(folded > KERNEL_THRESHOLD)
+        rows.append(np.full(keep.size, k))
+        cols.append(keep)
+        vals.append(np.conj(spec[keep] + mirror[keep]) / n_fft)
+    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    c0, c1 = int(c.min()), int(c.max()) + 1
+    kern = sparse.csr_matrix((v.astype(np.complex64), (r, c - c0)), shape=(n_bins, c1 - c0))
+    return n_fft, freqs, lengths, (c0, c1, kern)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Event points, triplets, hashes (pure functions over arrays)
+# ---------------------------------------------------------------------------------------------------------------
+
+def find_event_points(mag: np.ndarray, max_filter: int = 15, min_filter: int = 3, min_contrast: float = 0.2,
+                      max_contrast: float = 0.9, min_energy: float = 0.1) -> np.ndarray:
+    """Panako's event points of a linear magnitude spectrum.
+
+    Point ``(t, k)`` is kept when ``t`` is at least ``max_filter // 2`` frames from both ends, its magnitude
+    equals the maximum of the ``max_filter`` x ``max_filter`` (frames x bins) neighbourhood and is not zero, the
+    ``min_filter`` x ``min_filter`` minimum is not zero, ``min_contrast < log1p(min) / log1p(max) < max_contrast``
+    and ``log1p(magnitude) > min_energy * log1p(M)``, ``M`` the largest neighbourhood maximum over the bins
+    ``0 .. k`` of frame ``t``. Along frequency the filters repeat the edge bins. The tests run in float32.
 
     Parameters
     ----------
-    spec_db : np.ndarray, shape (n_bins, n_frames)
-        Output of :meth:`ConstantQ.magnitude_db`.
-    frames_per_second : float
-        ``sr / hop_length``.
-    edge_frames : np.ndarray, shape (n_bins,), optional
-        Per bin, how far from the clip's ends a point must lie (frames). Near an end the analysis window of a
-        bin reaches past the audio, and the maxima there move in time and frequency.
+    mag : np.ndarray, shape (n_frames, n_bins)
+        Linear magnitudes (:meth:`ConstantQ.magnitudes`).
 
     Returns
     -------
-    np.ndarray, int32, shape (n_events, 2)
-        ``(frame, bin)`` rows sorted by frame, then bin.
+    np.ndarray, float64, shape (n_events, 3)
+        ``(frame, bin, contrast)`` rows sorted by frame, then bin; ``contrast = min / max`` (float32 values).
     """
-    if spec_db.size == 0:
-        return np.zeros((0, 2), np.int32)
-    local_max = maximum_filter(spec_db, size=(peak_bins, peak_frames), mode="constant", cval=-np.inf)
-    is_peak = (spec_db == local_max) & (spec_db >= min_magnitude_db)
-    bins, frames = np.nonzero(is_peak)
-    if edge_frames is not None:
-        inside = (frames >= edge_frames[bins]) & (frames <= spec_db.shape[1] - 1 - edge_frames[bins])
-        bins, frames = bins[inside], frames[inside]
-    if frames.size == 0:
-        return np.zeros((0, 2), np.int32)
-    mags = spec_db[bins, frames]
-    order = np.lexsort((bins, frames))
-    frames, bins, mags = frames[order], bins[order], mags[order]
-    half = round(0.5 * frames_per_second)
-    limit = int(np.ceil(events_per_second))
-    lo = np.searchsorted(frames, frames - half, side="left")
-    hi = np.searchsorted(frames, frames + half, side="right")
-    # neighbours of point i are lo[i] .. hi[i]-1; gather them into a padded (n, width) matrix
-    width = int((hi - lo).max())
-    nb = lo[:, None] + np.arange(width)[None, :]
-    valid = nb < hi[:, None]
-    nb = np.minimum(nb, frames.size - 1)
-    other = mags[nb]
-    # ties: the earlier (then lower) point counts as stronger, so equal magnitudes never both pass
-    stronger = valid & ((other > mags[:, None]) | ((other == mags[:, None]) & (nb < np.arange(frames.size)[:, None])))
-    keep = stronger.sum(axis=1) < limit
-    return np.stack([frames[keep], bins[keep]], axis=1).astype(np.int32)
+    from numpy.lib.stride_tricks import sliding_window_view
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+    mag = np.asarray(mag, np.float32)
+    n, n_bins = mag.shape if mag.ndim == 2 else (0, 0)
+    h, hm = max_filter // 2, min_filter // 2
+    if n < max_filter or n_bins == 0:
+        return np.zeros((0, 3), np.float64)
+    vmax = maximum_filter1d(mag, max_filter, axis=1, mode="nearest")
+    vmin = minimum_filter1d(mag, min_filter, axis=1, mode="nearest")
+    big = sliding_window_view(vmax, max_filter, axis=0).max(axis=-1)           # centres h .. n-1-h
+    small = sliding_window_view(vmin, min_filter, axis=0).min(axis=-1)[h - hm: n - h - hm]
+    cur = mag[h: n - h]
+    f32 = np.float32
+    log_cur = np.log1p(cur.astype(np.float64)).astype(f32)
+    log_big = np.log1p(big.astype(np.float64)).astype(f32)
+    log_small = np.log1p(small.astype(np.float64)).astype(f32)
+    log_frame = np.log1p(np.maximum.accumulate(big, axis=1).astype(np.float64)).astype(f32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (log_small / log_big).astype(f32)
+    ok = (cur == big) & (cur != 0) & (small != 0)
+    ok &= (log_cur > f32(min_energy) * log_frame) & (ratio > f32(min_contrast)) & (ratio < f32(max_contrast))
+    t, k = np.nonzero(ok)                                                       # row-major: frame, then bin
+    with np.errstate(divide="ignore", invalid="ignore"):
+        contrast = (small[t, k] / big[t, k]).astype(f32)
+    return np.column_stack([t + h, k, contrast.astype(np.float64)])
 
 
-def make_triplets(events: np.ndarray, min_dt: int = 2, max_dt: int = 62, max_df: int = 72,
-                  fan_out: int = 6) -> np.ndarray:
-    """Triplets of event points ``e1, e2, e3`` with ``t1 < t2 < t3``.
+def make_triplets(events: np.ndarray, max_dt: int = 57, min_dt: int = 7, max_df: int = 31) -> np.ndarray:
+    """One triplet per event point, as Panako packs them (before the hash-set de-duplication).
 
-    For each ``e1`` the next ``fan_out`` event points ``e`` with ``t1 < t <= t1 + max_dt`` and
-    ``|f - f1| <= max_df`` are candidates; every pair of them (earlier one as ``e2``) with
-    ``min_dt <= t3 - t1`` and ``t2 < t3`` makes a triplet.
+    For ``e1 = events[i]``: every ``j > i`` with ``t1 + min_dt < t_j < t1 + max_dt`` and ``|f_j - f1| < max_df``,
+    and for each such ``j`` every ``k > j`` with ``t_j + min_dt < t_k < t_j + max_dt`` and ``|f_k - f_j| < max_df``
+    is a candidate; the one with the largest float32 contrast sum ``(c_k + c_j) + c_i`` is kept, a tie going to
+    the last candidate in loop order (``j``, then ``k``, ascending).
 
     Parameters
     ----------
-    events : np.ndarray, int, shape (n, 2)
-        ``(frame, bin)`` rows sorted by frame (output of :func:`find_events`).
+    events : np.ndarray, shape (n, 3)
+        ``(frame, bin, contrast)`` rows sorted by frame (:func:`find_event_points`).
 
     Returns
     -------
-    np.ndarray, int32, shape (m, 3) of indices into ``events`` (columns e1, e2, e3)
+    np.ndarray, int64, shape (m, 3)
+        Indices ``(i, j, k)`` into ``events``, sorted by ``i``.
     """
     n = len(events)
     if n < 3:
-        return np.zeros((0, 3), np.int32)
-    t, f = events[:, 0].astype(np.int64), events[:, 1].astype(np.int64)
-    i = np.arange(n)
-    # candidates of e1 = i: the events after it within max_dt frames, as a padded (n, width) matrix of indices
-    first = np.searchsorted(t, t, side="right")
-    last = np.searchsorted(t, t + max_dt, side="right")
-    width = int((last - first).max())
-    if width < 2:
-        return np.zeros((0, 3), np.int32)
-    cand = first[:, None] + np.arange(width)[None, :]
-    ok = cand < last[:, None]
-    cand = np.minimum(cand, n - 1)
-    ok &= np.abs(f[cand] - f[:, None]) <= max_df
-    # keep the first fan_out of them, packed to the left of a (n, fan_out) matrix (-1 = none)
-    rank = np.cumsum(ok, axis=1) - 1
-    ok &= rank < fan_out
-    sel = np.full((n, fan_out), -1, np.int64)
-    rows, cols = np.nonzero(ok)
-    sel[rows, rank[rows, cols]] = cand[rows, cols]
-    # every pair (a < b) of the selected: e2 = sel[a], e3 = sel[b]
-    ia, ib = np.triu_indices(fan_out, k=1)
-    j2, j3 = sel[:, ia], sel[:, ib]
-    e1 = np.broadcast_to(i[:, None], j2.shape)
-    good = (j3 >= 0) & (j2 >= 0)
-    j2s, j3s = np.maximum(j2, 0), np.maximum(j3, 0)
-    good &= (t[j2s] < t[j3s]) & (t[j3s] - t[:, None] >= min_dt)
-    out = np.stack([e1[good], j2[good], j3[good]], axis=1)
-    # order by e1, then e2, e3 (the rows of the loop formulation)
-    return out[np.lexsort((out[:, 2], out[:, 1], out[:, 0]))].astype(np.int32)
-
-
-def triplet_features(events: np.ndarray, trip: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The invariant features of each triplet.
-
-    Returns
-    -------
-    df12, df13 : np.ndarray, int64, shape (m,)
-        ``f2 - f1`` and ``f3 - f1`` in bins (unchanged by a pitch shift).
-    ratio : np.ndarray, float64, shape (m,)
-        ``(t2 - t1) / (t3 - t1)`` in (0, 1) (unchanged by a time-scale change).
-    """
+        return np.zeros((0, 3), np.int64)
     t = events[:, 0].astype(np.int64)
     f = events[:, 1].astype(np.int64)
-    t1, t2, t3 = t[trip[:, 0]], t[trip[:, 1]], t[trip[:, 2]]
-    f1, f2, f3 = f[trip[:, 0]], f[trip[:, 1]], f[trip[:, 2]]
-    return f2 - f1, f3 - f1, (t2 - t1) / (t3 - t1)
+    c = events[:, 2].astype(np.float32)
+    end = np.searchsorted(t, t + max_dt, side="left")          # events with t < t_x + max_dt: indices < end[x]
+    out = []
+    for i in range(n):
+        js = np.arange(i + 1, end[i])
+        js = js[(t[js] > t[i] + min_dt) & (np.abs(f[js] - f[i]) < max_df)]
+        if js.size == 0:
+            continue
+        hi = int(end[js].max())
+        ks = np.arange(int(js[0]) + 1, hi)
+        if ks.size == 0:
+            continue
+        ok = ((ks[None, :] > js[:, None]) & (ks[None, :] < end[js][:, None])
+              & (t[ks][None, :] > t[js][:, None] + min_dt) & (np.abs(f[ks][None, :] - f[js][:, None]) < max_df))
+        if not ok.any():
+            continue
+        energy = np.where(ok, (c[ks][None, :] + c[js][:, None]) + c[i], -np.inf).astype(np.float32)
+        flat = energy.ravel()
+        last = flat.size - 1 - int(np.argmax(flat[::-1]))    # the last maximum in (j, k) order
+        a, b = divmod(last, ks.size)
+        out.append((i, int(js[a]), int(ks[b])))
+    return np.array(out, np.int64).reshape(-1, 3)
 
 
-def pack_hash(df12: np.ndarray, df13: np.ndarray, ratio_level: np.ndarray, band: np.ndarray | None,
-              max_df: int, ratio_levels: int) -> np.ndarray:
-    """One int64 per triplet: ``df12 + max_df``, ``df13 + max_df`` (``2 * max_df + 1`` values each), the ratio
-    level (``ratio_levels`` values) and, when given, the band of ``f1``, from the low digits to the high ones.
-
-    Out-of-range differences or levels are clipped (they never occur for triplets of :func:`make_triplets`).
-    """
-    width = 2 * max_df + 1
-    a = np.clip(df12, -max_df, max_df) + max_df
-    b = np.clip(df13, -max_df, max_df) + max_df
-    r = np.clip(ratio_level, 0, ratio_levels - 1)
-    h = a + width * (b + width * r)
-    if band is not None:
-        h = h + width * width * ratio_levels * band
-    return h.astype(np.int64)
-
-
-def hash_triplets(events: np.ndarray, trip: np.ndarray, max_df: int = 72, ratio_levels: int = 8,
-                  f1_bands: int = 0, n_bins: int = 180) -> np.ndarray:
-    """Pack the time-scale and pitch invariant features of each triplet into one integer.
-
-    Fields (low to high): ``f2 - f1 + max_df``, ``f3 - f1 + max_df`` (each ``2 * max_df + 1`` values), the time
-    ratio ``(t2 - t1) / (t3 - t1)`` in ``ratio_levels`` equal steps of (0, 1), and, when ``f1_bands > 0``, the
-    band of ``f1`` among ``f1_bands`` equal bands of the ``n_bins``.
+def hash_triplets(f1: np.ndarray, f2: np.ndarray, f3: np.ndarray, t1: np.ndarray, t2: np.ndarray, t3: np.ndarray,
+                  shift: int = 31) -> np.ndarray:
+    """Panako's 27-bit triplet hash (``NCteQHashFunction``); see the module docstring for the layout.
 
     Parameters
     ----------
-    events : np.ndarray, int, shape (n, 2)
-        ``(frame, bin)`` event points.
-    trip : np.ndarray, int, shape (m, 3)
-        Indices into ``events`` (output of :func:`make_triplets`).
+    f1, f2, f3 : np.ndarray, int
+        Constant-Q bins of the three event points.
+    t1, t2, t3 : np.ndarray, int
+        Their frames, ``t1 < t2 < t3``.
+    shift : int
+        Added to the frequency differences: ``max_df_cents * bins_per_octave // 1200`` (31 at the defaults).
 
     Returns
     -------
-    np.ndarray, int64, shape (m,)
+    np.ndarray, int64
     """
-    if len(trip) == 0:
-        return np.zeros(0, np.int64)
-    df12, df13, ratio = triplet_features(events, trip)
-    level = np.minimum((ratio * ratio_levels).astype(np.int64), ratio_levels - 1)
-    return pack_hash(df12, df13, level, _f1_band(events, trip, f1_bands, n_bins), max_df, ratio_levels)
+    f1, f2, f3, t1, t2, t3 = (np.asarray(v, np.int64) for v in (f1, f2, f3, t1, t2, t3))
+    band1 = np.fmod(_java_round(f1 / 16.0), 16)
+    band3 = np.fmod(_java_round(f3 / 16.0), 16)
+    d12 = np.fmod(f2 - f1 + shift, 64)                          # Java's %: the sign of the dividend
+    d23 = np.fmod(f3 - f2 + shift, 64)
+    ratio = ((t2 - t1) / (t3 - t1)).astype(np.float32)          # float32, as the source divides
+    level = np.fmod(_java_round(ratio.astype(np.float64) * 8.0), 16)
+    first_longer = ((t2 - t1) > (t3 - t2)).astype(np.int64)
+    span = np.fmod(_java_round((t3 - t1) / 20.0), 4)
+    return (band1 + (band3 << 4) + (d12 << 8) + (d23 << 14) + (level << 20) + (first_longer << 24)
+            + (span << 25)).astype(np.int64)
 
 
-def probe_hashes(events: np.ndarray, trip: np.ndarray, max_df: int = 72, ratio_levels: int = 8,
-                 f1_bands: int = 0, n_bins: int = 180) -> tuple[np.ndarray, np.ndarray]:
-    """Hashes of each query triplet and of its nearest neighbouring cells, for a lookup that forgives
-    one bin of rounding in each frequency difference and a ratio near a level border.
+def dedup_triplets(hashes: np.ndarray, t1: np.ndarray, window: int = 100) -> np.ndarray:
+    """Indices of the triplets Panako's hash set keeps: in order, a triplet is dropped when a kept one has the same
+    hash and a ``t1`` less than ``window`` frames away. ``t1`` must be non-decreasing."""
+    last: dict[int, int] = {}
+    keep = []
+    for i, (h, t) in enumerate(zip(hashes.tolist(), t1.tolist())):
+        prev = last.get(h)
+        if prev is not None and t - prev < window:
+            continue
+        last[h] = t
+        keep.append(i)
+    return np.array(keep, np.int64)
 
-    Each triplet gives 3 x 3 x 2 = 18 probes: ``df12 + {-1, 0, 1}``, ``df13 + {-1, 0, 1}`` and its own ratio
-    level plus the neighbouring level on the side its ratio is nearer to.
+
+# ---------------------------------------------------------------------------------------------------------------
+# Matching (pure function over hit arrays)
+# ---------------------------------------------------------------------------------------------------------------
+
+def hit_ratios(q_dt: np.ndarray, r_dt: np.ndarray, q_f1: np.ndarray, r_f1: np.ndarray,
+               bins_per_octave: int = 36) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Panako's per-hit ratios, in float32 as the source computes them.
 
     Returns
     -------
-    hashes : np.ndarray, int64, shape (18 * m,)
-    triplet : np.ndarray, int64, shape (18 * m,)
-        Index of the query triplet each probe belongs to.
+    time_pct : np.ndarray, float32
+        ``100 * ref Δt13 / query Δt13``.
+    time_int : np.ndarray, int64
+        ``time_pct`` truncated (the test of plausibility uses it).
+    freq_int : np.ndarray, int64
+        ``round(100 * 2 ** ((query f1 - ref f1) / bins_per_octave))``.
     """
-    if len(trip) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    df12, df13, ratio = triplet_features(events, trip)
-    x = ratio * ratio_levels
-    level = np.minimum(x.astype(np.int64), ratio_levels - 1)
-    other = np.where(x - level < 0.5, level - 1, level + 1)
-    other = np.where((other < 0) | (other >= ratio_levels), level, other)  # at the ends: probe itself twice
-    band = _f1_band(events, trip, f1_bands, n_bins)
-    out, idx = [], []
-    m = np.arange(len(trip))
-    for d12 in (0, -1, 1):
-        for d13 in (0, -1, 1):
-            for lv in (level, other):
-                out.append(pack_hash(df12 + d12, df13 + d13, lv, band, max_df, ratio_levels))
-                idx.append(m)
-    h, q = np.concatenate(out), np.concatenate(idx)
-    # drop duplicates (ends of the ratio range, clipped differences) so a probe hits a reference triplet once
-    _, first = np.unique(q * (int(h.max()) + 1) + h, return_index=True)
-    return h[first], q[first]
+    f32 = np.float32
+    time_pct = (np.asarray(r_dt, f32) / np.asarray(q_dt, f32)).astype(f32) * f32(100.0)
+    cents = f32(1200.0 / bins_per_octave) * (np.asarray(q_f1, np.int64) - np.asarray(r_f1, np.int64)).astype(f32)
+    freq = np.exp(cents.astype(np.float64) * (math.log(2.0) / 1200.0)).astype(f32) * f32(100.0)
+    return time_pct, np.trunc(time_pct).astype(np.int64), _java_round(freq)
 
 
-def _f1_band(events: np.ndarray, trip: np.ndarray, f1_bands: int, n_bins: int) -> np.ndarray | None:
-    if f1_bands <= 0:
-        return None
-    f1 = events[trip[:, 0], 1].astype(np.int64)
-    return np.minimum(f1 * f1_bands // n_bins, f1_bands - 1)
+def align_hits(ref: np.ndarray, q_t1: np.ndarray, q_dt: np.ndarray, q_f1: np.ndarray, r_t1: np.ndarray,
+               r_dt: np.ndarray, r_f1: np.ndarray, n_refs: int, min_matches: int = 4, min_ratio: int = 70,
+               max_ratio: int = 130, offset_bin: int = 3, bins_per_octave: int = 36) -> dict[str, np.ndarray]:
+    """Panako's scoring of hash hits, per reference.
 
-
-def fit_alignment(tq: np.ndarray, tr: np.ndarray, factor: float, offset: float, max_factor: float,
-                  tolerance: float = 2.0, rounds: int = 2) -> tuple[float, float]:
-    """Refine the alignment ``t_ref = offset + factor * t_query`` from matched event times (frames).
-
-    Each round keeps the matches within ``tolerance`` frames of the current line, and refits it: the slope is
-    the median of the pairwise slopes of distinct matches at least ``MIN_SPAN_FRAMES`` apart in the query
-    (Theil-Sen, robust to the few matches that joined by chance), the offset the median of
-    ``tr - slope * tq``. A round without enough spread, or giving a slope outside
-    ``[1 / max_factor, max_factor]``, keeps the line it had.
+    A reference with more than ``min_matches`` hits is a candidate. Its hits whose truncated time ratio and
+    rounded frequency ratio (:func:`hit_ratios`) both lie strictly inside ``(min_ratio, max_ratio)`` vote for the
+    offset bin ``round(round(r_t1 - q_t1 * time_pct / 100) / offset_bin)``; its score is the count of the most
+    popular bin (the lower bin on a tie).
 
     Parameters
     ----------
-    tq, tr : np.ndarray, float, shape (n,)
-        Query and reference frames of the first event point of matched triplets (all matches of one reference).
-    factor, offset : float
-        The starting line (from the Hough search).
+    ref : np.ndarray, int, shape (h,)
+        Reference index of each hit.
+    q_t1, q_dt, q_f1, r_t1, r_dt, r_f1 : np.ndarray, int, shape (h,)
+        ``t1``, ``t3 - t1`` and ``f1`` of the query triplet and of the stored triplet of each hit.
+    n_refs : int
+        References in the database.
 
     Returns
     -------
-    (factor, offset) : tuple of float
+    dict of np.ndarray, shape (n_refs,)
+        ``raw`` (hits), ``score`` (aligned hits; 0 for a reference that is no candidate), ``offset`` (the winning
+        bin times ``offset_bin``, in frames: where the query's frame 0 lies in the reference), ``time`` and
+        ``pitch`` (means over the aligned hits of ``r_dt / q_dt`` and ``2 ** ((q_f1 - r_f1) / bins_per_octave)``;
+        NaN without a score).
     """
-    tq = np.asarray(tq, np.float64)
-    tr = np.asarray(tr, np.float64)
-    for _ in range(rounds):
-        near = np.abs(tr - (offset + factor * tq)) <= tolerance
-        if not np.any(near):
-            break
-        pts = np.unique(np.stack([tq[near], tr[near]], axis=1), axis=0)
-        if len(pts) > 300:                              # bound the pairwise work: an even subsample in query time
-            pts = pts[np.linspace(0, len(pts) - 1, 300).astype(int)]
-        i, j = np.triu_indices(len(pts), k=1)
-        span = pts[j, 0] - pts[i, 0]
-        far = span >= MIN_SPAN_FRAMES
-        if not np.any(far):
-            break
-        slope = float(np.median((pts[j, 1] - pts[i, 1])[far] / span[far]))
-        if not 1 / max_factor <= slope <= max_factor:
-            break
-        factor = slope
-        offset = float(np.median(pts[:, 1] - factor * pts[:, 0]))
-    return float(factor), float(offset)
+    ref = np.asarray(ref, np.int64)
+    raw = np.bincount(ref, minlength=n_refs)[:n_refs]
+    score = np.zeros(n_refs, np.int64)
+    offset = np.zeros(n_refs, np.int64)
+    time_f = np.full(n_refs, np.nan)
+    pitch_f = np.full(n_refs, np.nan)
+    out = {"raw": raw, "score": score, "offset": offset, "time": time_f, "pitch": pitch_f}
+    if ref.size == 0:
+        return out
+    time_pct, time_int, freq_int = hit_ratios(q_dt, r_dt, q_f1, r_f1, bins_per_octave)
+    ok = ((raw[ref] > min_matches) & (time_int > min_ratio) & (time_int < max_ratio)
+          & (freq_int > min_ratio) & (freq_int < max_ratio))
+    if not ok.any():
+        return out
+    f32 = np.float32
+    diff = np.asarray(r_t1, np.int64).astype(f32) - (np.asarray(q_t1, np.int64).astype(f32) * time_pct
+                                                     / f32(100.0)).astype(f32)
+    td = _java_round(diff.astype(f32))
+    rough = _java_round((td.astype(f32) / f32(offset_bin)).astype(f32))
+    idx = np.flatnonzero(ok)
+    r, b = ref[idx], rough[idx]
+    order = np.lexsort((b, r))
+    r, b, idx = r[order], b[order], idx[order]
+    new = np.ones(r.size, bool)
+    new[1:] = (r[1:] != r[:-1]) | (b[1:] != b[:-1])
+    start = np.flatnonzero(new)
+    counts = np.diff(np.append(start, r.size))
+    cell_ref = r[start]
+    # per reference the first (lowest-bin) cell with the largest count
+    best_order = np.lexsort((b[start], -counts, cell_ref))
+    _, first = np.unique(cell_ref[best_order], return_index=True)
+    for c in best_order[first]:
+        i = int(cell_ref[c])
+        hits = idx[start[c]: start[c] + counts[c]]
+        score[i] = counts[c]
+        offset[i] = int(b[start[c]]) * offset_bin
+        time_f[i] = float(np.mean(np.asarray(r_dt, np.float64)[hits] / np.asarray(q_dt, np.float64)[hits]))
+        df = np.asarray(q_f1, np.float64)[hits] - np.asarray(r_f1, np.float64)[hits]
+        pitch_f[i] = float(np.mean(2.0 ** (df / bins_per_octave)))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -488,55 +574,48 @@ def fit_alignment(tq: np.ndarray, tr: np.ndarray, factor: float, offset: float, 
 # ---------------------------------------------------------------------------------------------------------------
 
 class Panako:
-    """Panako 2014: constant-Q event-point triplets, robust to time-scale and pitch change.
+    """Panako 2014 (constant-Q strategy of Panako 1.x): event-point triplets, robust to time-scale and pitch change.
 
     Parameters
     ----------
-    sr : int, default 8000
-        Analysis rate; input at any rate is resampled to it.
-    fmin : float, default 110.0
-        Centre of the lowest constant-Q bin (Hz).
-    n_octaves : int, default 5
-        Octaves covered (``fmin * 2**n_octaves <= sr / 2``).
+    sr : int, default 44100
+        Analysis rate (``NCTEQ_SAMPLE_RATE``); input at any rate is resampled to it.
+    hop : int, default 1536
+        Samples between frames (``NCTEQ_STEP_SIZE``; 34.8 ms at 44.1 kHz).
+    min_cents, max_cents : float, default 3700, 12200
+        Band in absolute cents (``NCTEQ_MIN_FREQ``, ``NCTEQ_MAX_FREQ``; 0 cents = 8.175 Hz): 69.3-9397 Hz.
     bins_per_octave : int, default 36
-    hop_length : int, default 128
-        Frame hop in samples (16 ms at 8 kHz); a multiple of ``2**(n_octaves - 1)``.
-    peak_frames, peak_bins : int, default 9, 13
-        Neighbourhood (frames x bins) an event point must be the maximum of.
-    min_magnitude_db : float, default -55.0
-        Weakest event point, dB relative to a full-scale sine.
-    events_per_second : float, default 8.0
-        Density limit: an event point must have fewer than this many stronger ones within +-0.5 s.
-    edge_fraction : float, default 0.5
-        Event points must lie this fraction of their bin's window length away from both ends of the clip.
-    min_dt, max_dt : int, default 2, 62
-        Range of ``t3 - t1`` in frames.
-    max_df : int, default 72
-        Largest ``|f2 - f1|``, ``|f3 - f1|`` in bins.
-    fan_out : int, default 6
-        Event points after each ``e1`` combined in pairs (up to ``fan_out * (fan_out - 1) / 2`` triplets).
-    ratio_levels : int, default 8
-        Quantisation levels of the time ratio in the hash.
-    f1_bands : int, default 0
-        Coarse bands of ``f1`` in the hash (0: not in the hash).
-    probe : int, default 1
-        1: look each query triplet up with its neighbouring hash cells too (see :func:`probe_hashes`); 0: exact.
-    max_time_factor, max_pitch_factor : float, default 1.25
-        Factors searched: [1/x, x].
-    factor_step : float, default 0.01
-        Relative step of the time-factor grid.
-    offset_tolerance_s : float, default 0.048
-        Hits agree on an alignment when their offsets fall in the same or adjacent bins of this width.
-    min_score : float, default 20.0
-        Fewer consistent hits than this gives ``ref_id=None``.
+        ``NCTEQ_BINS_PER_OCTAVE``.
+    max_filter, min_filter : int, default 15, 3
+        Sides of the maximum and minimum neighbourhoods of an event point (frames and bins; odd).
+    min_contrast, max_contrast : float, default 0.2, 0.9
+        Bounds (exclusive) of ``log1p(min) / log1p(max)``.
+    min_energy : float, default 0.1
+        ``log1p(point)`` must exceed this times ``log1p`` of the running frame maximum.
+    max_dt_s : float, default 2.0
+        ``t2 - t1`` and ``t3 - t2`` stay below ``int(max_dt_s * sr / hop)`` frames (57).
+    min_dt : int, default 7
+        ... and above this many frames.
+    max_df_cents : int, default 1066
+        ``|f2 - f1|``, ``|f3 - f2|`` below ``int(bins_per_octave * max_df_cents / 1200)`` bins (31)
+        (``NCTEQ_EVENT_POINT_FREQUENCY_DELTA_MAX``); the hash adds ``max_df_cents * bins_per_octave // 1200``.
+    dedup_frames : int, default 100
+        A triplet with the same hash as a kept one less than this many frames earlier is dropped.
+    min_matches : int, default 4
+        A reference needs more hits than this to be examined (``NCTEQ_MINIMUM_MATCHES_THRESHOLD``).
+    min_ratio, max_ratio : int, default 70, 130
+        Plausible time and frequency ratios of a hit, in percent (exclusive).
+    offset_bin : int, default 3
+        Frames per bin of the offset histogram.
+    min_score : float, default 4.0
+        Fewer aligned hits give ``ref_id=None`` (Panako: more than ``NCTEQ_MINIMUM_ALIGNED_MATCHES_THRESHOLD`` = 3).
 
     Attributes
     ----------
     last_factors : dict or None
-        After :meth:`identify` with a candidate: ``{"time": f_t, "pitch": f_p, "freq_offset_bins": d}`` where
-        ``f_t`` is how much faster the query plays than the reference (reference duration / query duration) and
-        ``f_p`` the query's frequencies over the reference's (``2 ** (d / bins_per_octave)``, ``d`` = query bin
-        minus reference bin). ``None`` when there was no candidate.
+        After :meth:`identify` with a candidate: ``{"time": f_t, "pitch": f_p}``, the means over the aligned hits
+        of the reference's ``Δt13`` over the query's (how much faster the query plays) and of the query's
+        frequencies over the reference's. ``None`` when there was no candidate.
     """
 
     name = "panako"
@@ -545,7 +624,7 @@ class Panako:
         self.params: dict[str, Any] = _validate(params)
         self._ref_ids: list[str] = []
         self._seconds: list[float] = []
-        self._chunks: list[tuple[np.ndarray, ...]] = []   # per ref: hashes, t1, f1, dt13
+        self._chunks: list[tuple[np.ndarray, ...]] = []   # per ref: hashes, t1, dt13, f1
         self._index: tuple[np.ndarray, ...] | None = None
         self._file_bytes: int | None = None
         self.last_factors: dict[str, float] | None = None
@@ -554,19 +633,40 @@ class Panako:
     # ---- derived constants -------------------------------------------------------------------------------------
     @property
     def frames_per_second(self) -> float:
-        """Constant-Q frames per second (``sr / hop_length``)."""
-        return self.params["sr"] / self.params["hop_length"]
+        """Frames per second (``sr / hop``)."""
+        return self.params["sr"] / self.params["hop"]
 
     @property
     def n_bins(self) -> int:
-        """Constant-Q bins (``n_octaves * bins_per_octave``)."""
-        return self.params["n_octaves"] * self.params["bins_per_octave"]
+        """Constant-Q bins (:func:`cq_bin_count`; 256 at the defaults)."""
+        p = self.params
+        return cq_bin_count(cents_to_hz(p["min_cents"]), cents_to_hz(p["max_cents"]), p["bins_per_octave"])
+
+    @property
+    def max_dt_frames(self) -> int:
+        """Upper bound (exclusive) of ``t2 - t1`` and ``t3 - t2``: ``int(max_dt_s * sr / hop)``."""
+        p = self.params
+        return int(p["max_dt_s"] * p["sr"] / p["hop"])
+
+    @property
+    def max_df_bins(self) -> int:
+        """Upper bound (exclusive) of ``|f2 - f1|``, ``|f3 - f2|``: ``int(bins_per_octave * max_df_cents / 1200)``."""
+        p = self.params
+        return int(p["bins_per_octave"] * p["max_df_cents"] / 1200.0)
+
+    @property
+    def hash_shift(self) -> int:
+        """Offset added to the frequency differences in the hash: ``max_df_cents * bins_per_octave // 1200``."""
+        p = self.params
+        return p["max_df_cents"] * p["bins_per_octave"] // 1200
 
     # ---- features ----------------------------------------------------------------------------------------------
-    def _cq(self) -> ConstantQ:
+    def constant_q(self) -> ConstantQ:
+        """The transform of this configuration (built once)."""
         if self._cqt is None:
             p = self.params
-            self._cqt = ConstantQ(p["sr"], p["fmin"], p["n_octaves"], p["bins_per_octave"], p["hop_length"])
+            self._cqt = ConstantQ(p["sr"], cents_to_hz(p["min_cents"]), cents_to_hz(p["max_cents"]),
+                                  p["bins_per_octave"], p["hop"])
         return self._cqt
 
     def _prepare(self, audio: np.ndarray, sr: int, name: str) -> np.ndarray | None:
@@ -576,55 +676,49 @@ class Panako:
             return None
         return resample(a, int(sr), self.params["sr"])
 
-    def _events_frames(self, audio8k: np.ndarray) -> np.ndarray:
+    def _events(self, audio: np.ndarray) -> np.ndarray:
         p = self.params
-        if audio8k.size < p["hop_length"]:
-            return np.zeros((0, 2), np.int32)
-        cq = self._cq()
-        spec = cq.magnitude_db(audio8k)
-        edge = np.ceil(p["edge_fraction"] * cq.lengths / p["hop_length"]).astype(np.int64)
-        return find_events(spec, self.frames_per_second, p["peak_frames"], p["peak_bins"],
-                           p["min_magnitude_db"], p["events_per_second"], edge)
+        mag = self.constant_q().magnitudes(audio)
+        return find_event_points(mag, p["max_filter"], p["min_filter"], p["min_contrast"], p["max_contrast"],
+                                 p["min_energy"])
 
-    def _analyse(self, audio: np.ndarray, sr: int, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(events (n, 2) frame/bin, triplets (m, 3) indices) of a clip; empty for silent/short clips."""
+    def _analyse(self, audio: np.ndarray, sr: int, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(events (n, 3), kept triplets (m, 3) indices, their hashes (m,)); empty for silent or short clips."""
         a = self._prepare(audio, sr, name)
         if a is None:
-            return np.zeros((0, 2), np.int32), np.zeros((0, 3), np.int32)
-        ev = self._events_frames(a)
-        p = self.params
-        return ev, make_triplets(ev, p["min_dt"], p["max_dt"], p["max_df"], p["fan_out"])
-
-    def _hashes(self, ev: np.ndarray, trip: np.ndarray) -> np.ndarray:
-        p = self.params
-        return hash_triplets(ev, trip, p["max_df"], p["ratio_levels"], p["f1_bands"], self.n_bins)
+            return np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros(0, np.int64)
+        ev = self._events(a)
+        trip = make_triplets(ev, self.max_dt_frames, self.params["min_dt"], self.max_df_bins)
+        if len(trip) == 0:
+            return ev, trip, np.zeros(0, np.int64)
+        t, f = ev[:, 0].astype(np.int64), ev[:, 1].astype(np.int64)
+        i, j, k = trip[:, 0], trip[:, 1], trip[:, 2]
+        h = hash_triplets(f[i], f[j], f[k], t[i], t[j], t[k], self.hash_shift)
+        keep = dedup_triplets(h, t[i], self.params["dedup_frames"])
+        return ev, trip[keep], h[keep]
 
     def event_points(self, audio: np.ndarray, sr: int) -> np.ndarray:
         """Event points of a clip.
 
-        Parameters
-        ----------
-        audio : np.ndarray, shape (n,)
-            Mono samples at ``sr`` (any rate).
-
         Returns
         -------
         np.ndarray, float64, shape (n_events, 2)
-            ``(time_s, cq_bin)`` rows sorted by time; bin ``k`` is centred on ``fmin * 2**(k / 36)`` Hz.
+            ``(time_s, cq_bin)`` rows sorted by time; ``time_s`` is the start of the point's frame, bin ``k`` is
+            centred on ``69.3 * 2 ** (k / 36)`` Hz at the defaults.
         """
         a = self._prepare(audio, sr, "audio")
-        ev = np.zeros((0, 2), np.int32) if a is None else self._events_frames(a)
+        ev = np.zeros((0, 3)) if a is None else self._events(a)
         return np.column_stack([ev[:, 0] / self.frames_per_second, ev[:, 1]]).astype(np.float64)
 
     def triplets(self, audio: np.ndarray, sr: int) -> np.ndarray:
-        """The event-point triplets of a clip, for plotting.
+        """The stored triplets of a clip, for plotting.
 
         Returns
         -------
         np.ndarray, float64, shape (m, 3, 2)
             ``[i, j] = (time_s, cq_bin)`` of event ``e1``, ``e2``, ``e3`` (j = 0, 1, 2) of triplet ``i``.
         """
-        ev, trip = self._analyse(audio, sr, "audio")
+        ev, trip, _ = self._analyse(audio, sr, "audio")
         pts = np.column_stack([ev[:, 0] / self.frames_per_second, ev[:, 1]]).astype(np.float64)
         return pts[trip] if len(trip) else np.zeros((0, 3, 2), np.float64)
 
@@ -634,14 +728,14 @@ class Panako:
         Returns
         -------
         codes : np.ndarray, int64, shape (m,)
-            One hash per triplet (see :func:`hash_triplets`).
+            One 27-bit hash per triplet (:func:`hash_triplets`).
         times_s : np.ndarray, float64, shape (m,)
-            Time of each triplet's first event point, seconds from the clip start.
+            Start of the frame of each triplet's first event point, seconds from the clip start.
         """
-        ev, trip = self._analyse(audio, sr, "audio")
+        ev, trip, h = self._analyse(audio, sr, "audio")
         if len(trip) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        return self._hashes(ev, trip), ev[trip[:, 0], 0] / self.frames_per_second
+        return h, ev[trip[:, 0], 0] / self.frames_per_second
 
     # ---- database ----------------------------------------------------------------------------------------------
     def add(self, ref_id: str, audio: np.ndarray, sr: int) -> None:
@@ -659,13 +753,13 @@ class Panako:
         if ref_id in self._ref_ids:
             raise ValueError(f"panako: reference {ref_id!r} is already in the database")
         a = check_audio(audio, sr, name=ref_id, min_duration_s=0.0)
-        ev, trip = self._analyse(a, sr, ref_id)
+        ev, trip, h = self._analyse(a, sr, ref_id)
         if len(trip) == 0:
             raise AudioError(f"{ref_id}: gives no event-point triplets ({a.size / sr:.2f} s, {len(ev)} event "
                              "points); too short or too quiet to fingerprint")
-        t = ev[:, 0]
-        chunk = (self._hashes(ev, trip), t[trip[:, 0]].astype(np.int32), ev[trip[:, 0], 1].astype(np.int16),
-                 (t[trip[:, 2]] - t[trip[:, 0]]).astype(np.int16))
+        t, f = ev[:, 0].astype(np.int64), ev[:, 1].astype(np.int64)
+        chunk = (h.astype(np.int32), t[trip[:, 0]].astype(np.int32),
+                 (t[trip[:, 2]] - t[trip[:, 0]]).astype(np.int16), f[trip[:, 0]].astype(np.int16))
         self._ref_ids.append(ref_id)
         self._seconds.append(a.size / sr)
         self._chunks.append(chunk)
@@ -683,18 +777,17 @@ class Panako:
         return len(self._ref_ids)
 
     def _build_index(self) -> tuple[np.ndarray, ...]:
-        """Sorted (hash, ref, t1, f1, dt13) arrays over all references."""
+        """(hash, ref, t1, dt13, f1) arrays over all references, sorted by hash."""
         if self._index is None:
             if self._chunks:
                 h = np.concatenate([c[0] for c in self._chunks])
                 r = np.concatenate([np.full(len(c[0]), i, np.int32) for i, c in enumerate(self._chunks)])
-                t1, f1, dt = (np.concatenate([c[k] for c in self._chunks]) for k in (1, 2, 3))
+                t1, dt, f1 = (np.concatenate([c[k] for c in self._chunks]) for k in (1, 2, 3))
             else:
-                h = np.zeros(0, np.int64)
-                r, t1 = np.zeros(0, np.int32), np.zeros(0, np.int32)
-                f1, dt = np.zeros(0, np.int16), np.zeros(0, np.int16)
+                h, r, t1 = np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32)
+                dt, f1 = np.zeros(0, np.int16), np.zeros(0, np.int16)
             order = np.argsort(h, kind="stable")
-            self._index = (h[order], r[order], t1[order], f1[order], dt[order])
+            self._index = (h[order], r[order], t1[order], dt[order], f1[order])
         return self._index
 
     # ---- matching ----------------------------------------------------------------------------------------------
@@ -704,9 +797,10 @@ class Panako:
         Returns
         -------
         Match
-            ``ref_id`` (``None`` when no candidate reaches ``min_score``, or the clip is silent or too short),
-            ``offset_s`` = where the query starts in the reference, ``score`` = consistent hits. The estimated
-            factors are left in :attr:`last_factors`.
+            ``ref_id`` (``None`` when no reference has more than ``min_matches`` hits and ``min_score`` aligned
+            ones, or the clip is silent or too short), ``offset_s`` = where the query starts in the reference,
+            ``score`` = aligned hits of the best reference. The estimated factors are left in
+            :attr:`last_factors`.
 
         Raises
         ------
@@ -714,113 +808,40 @@ class Panako:
             Empty, NaN/inf or stereo input.
         """
         self.last_factors = None
-        ev, trip = self._analyse(audio, sr, "query")
+        ev, trip, qh = self._analyse(audio, sr, "query")
         if len(trip) == 0 or not self._ref_ids:
             return NO_MATCH
-        best = self._match(ev, trip)
-        if best is None:
-            return NO_MATCH
-        ref, offset_frames, score, factor, dfreq = best
-        self.last_factors = {"time": factor, "pitch": float(2.0 ** (dfreq / self.params["bins_per_octave"])),
-                             "freq_offset_bins": dfreq}
-        if score < max(self.params["min_score"], 1.0):
-            return Match(None, 0.0, float(score))
-        return Match(self._ref_ids[ref], float(offset_frames / self.frames_per_second), float(score))
-
-    def _hits(self, ev: np.ndarray, trip: np.ndarray) -> dict[str, np.ndarray] | None:
-        """All (query triplet, reference triplet) pairs with equal hashes, as column arrays."""
-        p = self.params
-        keys, refs, rt1, rf1, rdt = self._build_index()
-        if p["probe"]:
-            qh, qt = probe_hashes(ev, trip, p["max_df"], p["ratio_levels"], p["f1_bands"], self.n_bins)
-        else:
-            qh, qt = self._hashes(ev, trip), np.arange(len(trip))
-        lo = np.searchsorted(keys, qh, side="left")
-        hi = np.searchsorted(keys, qh, side="right")
+        keys, refs, rt1, rdt, rf1 = self._build_index()
+        lo = np.searchsorted(keys, qh.astype(keys.dtype), side="left")
+        hi = np.searchsorted(keys, qh.astype(keys.dtype), side="right")
         counts = hi - lo
         total = int(counts.sum())
         if total == 0:
-            return None
-        qi = np.repeat(qt, counts)
-        start = np.repeat(lo - (np.cumsum(counts) - counts), counts)
-        di = start + np.arange(total)
-        t = ev[:, 0].astype(np.float64)
-        return {"ref": refs[di].astype(np.int64), "tr": rt1[di].astype(np.float64),
-                "fr": rf1[di].astype(np.int64), "dtr": rdt[di].astype(np.float64),
-                "tq": t[trip[qi, 0]], "fq": ev[trip[qi, 0], 1].astype(np.int64),
-                "dtq": t[trip[qi, 2]] - t[trip[qi, 0]], "qi": qi, "di": di}
-
-    def _match(self, ev: np.ndarray, trip: np.ndarray) -> tuple[int, float, int, float, float] | None:
-        """Best (ref index, offset in frames, score, time factor, query-minus-ref bins) or None."""
+            return NO_MATCH
+        qi = np.repeat(np.arange(len(trip)), counts)
+        di = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        t, f = ev[:, 0].astype(np.int64), ev[:, 1].astype(np.int64)
         p = self.params
-        h = self._hits(ev, trip)
-        if h is None:
-            return None
-        # 1. plausible factors per hit: the time factor from Δt13 (+-1 frame of quantisation), the pitch offset
-        fmax = p["max_time_factor"]
-        max_bins = int(np.ceil(p["bins_per_octave"] * np.log2(p["max_pitch_factor"])))
-        foff = h["fq"] - h["fr"]
-        ok = ((h["dtr"] >= h["dtq"] / fmax - 1.0) & (h["dtr"] <= h["dtq"] * fmax + 1.0)
-              & (np.abs(foff) <= max_bins))
-        if not np.any(ok):
-            return None
-        h = {k: v[ok] for k, v in h.items()}
-        foff = foff[ok]
-        # 2. per reference, the dominant frequency offset (a window of +-1 bin) and the hits that agree with it
-        width = 2 * max_bins + 3
-        n_ref = len(self._ref_ids)
-        hist = np.bincount(h["ref"] * width + foff + max_bins + 1, minlength=n_ref * width).reshape(n_ref, width)
-        smooth = hist[:, :-2] + hist[:, 1:-1] + hist[:, 2:]          # centre c <-> offset c - max_bins
-        best_off = np.argmax(smooth, axis=1) - max_bins
-        keep = np.abs(foff - best_off[h["ref"]]) <= 1
-        h = {k: v[keep] for k, v in h.items()}
-        foff = foff[keep]
-        # 3. Hough over (time factor g, offset): t_ref = offset + g * t_query. A hit supports g when its own
-        #    Δt13 agrees with g; it votes for the offset bin of t_ref - g * t_query.
-        n_steps = int(np.ceil(np.log(fmax) / np.log1p(p["factor_step"])))
-        grid = np.exp(np.linspace(-np.log(fmax), np.log(fmax), 2 * n_steps + 1))
-        bin_w = p["offset_tolerance_s"] * self.frames_per_second
-        tol = DT_TOLERANCE_FRAMES + DT_TOLERANCE_REL * h["dtq"][None, :]
-        gi, hi_ = np.nonzero(np.abs(h["dtr"][None, :] - grid[:, None] * h["dtq"][None, :]) <= tol)
-        if gi.size == 0:
-            return None
-        off = h["tr"][hi_] - grid[gi] * h["tq"][hi_]
-        ob = np.floor(off / bin_w).astype(np.int64)
-        ob -= ob.min()
-        n_ob = int(ob.max()) + 2
-        key = (h["ref"][hi_] * len(grid) + gi) * n_ob + ob
-        uk, uc = np.unique(key, return_counts=True)
-        nxt = np.minimum(np.searchsorted(uk, uk + 1), uk.size - 1)
-        pair = uc + np.where(uk[nxt] == uk + 1, uc[nxt], 0)         # votes in bins (o, o + 1)
-        # candidates: the best cell of each of the (up to) 10 references with the most votes; the score of a
-        # candidate counts each query triplet and each reference triplet once
-        cell_ref = uk // (len(grid) * n_ob)
-        order = np.lexsort((uk, -pair))                             # most votes first, ties -> lower key
-        _, first_of_ref = np.unique(cell_ref[order], return_index=True)
-        cands = order[np.sort(first_of_ref)][:N_CANDIDATES]
-        best: tuple[int, int, np.ndarray] | None = None             # (score, -key, hits)
-        for c in cands:
-            k0 = int(uk[c])
-            hits = hi_[(key == k0) | (key == k0 + 1)]
-            score = int(min(np.unique(h["qi"][hits]).size, np.unique(h["di"][hits]).size))
-            if best is None or (score, -k0) > best[:2]:
-                best = (score, -k0, hits)
-        score, k0, hits = best[0], -best[1], best[2]
-        ref = int(k0 // (len(grid) * n_ob))
-        factor = float(grid[(k0 // n_ob) % len(grid)])
-        offset = float(np.median(h["tr"][hits] - factor * h["tq"][hits]))
-        same = h["ref"] == ref
-        factor, offset = fit_alignment(h["tq"][same], h["tr"][same], factor, offset, fmax)
-        return ref, offset, score, factor, float(np.mean(foff[hits]))
+        res = align_hits(refs[di], t[trip[qi, 0]], t[trip[qi, 2]] - t[trip[qi, 0]], f[trip[qi, 0]],
+                         rt1[di], rdt[di], rf1[di], len(self._ref_ids), p["min_matches"], p["min_ratio"],
+                         p["max_ratio"], p["offset_bin"], p["bins_per_octave"])
+        score = res["score"]
+        best = int(np.argmax(score))                      # ties: the reference added first
+        if score[best] == 0:
+            return NO_MATCH
+        self.last_factors = {"time": float(res["time"][best]), "pitch": float(res["pitch"][best])}
+        if score[best] < max(p["min_score"], 1.0):
+            return Match(None, 0.0, float(score[best]))
+        return Match(self._ref_ids[best], float(res["offset"][best] / self.frames_per_second), float(score[best]))
 
     # ---- persistence -------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Write the database to one ``.npz`` file at ``path``, atomically (params as JSON inside)."""
-        keys, refs, t1, f1, dt = self._build_index()
+        keys, refs, t1, dt, f1 = self._build_index()
         meta = {"format": FILE_FORMAT, "params": self.params, "ref_ids": self._ref_ids,
                 "seconds": self._seconds}
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:   # a file object: numpy adds no ".npz" suffix
-            save_npz(fh, True, meta=np.array(json.dumps(meta)), hashes=keys, refs=refs, t1=t1, f1=f1, dt13=dt)
+            save_npz(fh, True, meta=np.array(json.dumps(meta)), hashes=keys, refs=refs, t1=t1, dt13=dt, f1=f1)
         self._file_bytes = Path(path).stat().st_size
 
     @classmethod
@@ -840,7 +861,7 @@ class Panako:
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
-                arrays = {k: np.asarray(z[k]) for k in ("hashes", "refs", "t1", "f1", "dt13")}
+                arrays = {k: np.asarray(z[k]) for k in ("hashes", "refs", "t1", "dt13", "f1")}
             if meta.get("format") != FILE_FORMAT:
                 raise ValueError(f"format {meta.get('format')!r}, expected {FILE_FORMAT!r}")
             sys_ = cls(**meta["params"])
@@ -859,8 +880,8 @@ class Panako:
             s = by_ref[bounds[i]:bounds[i + 1]]
             sys_._ref_ids.append(rid)
             sys_._seconds.append(seconds[i])
-            sys_._chunks.append((arrays["hashes"][s].astype(np.int64), arrays["t1"][s].astype(np.int32),
-                                 arrays["f1"][s].astype(np.int16), arrays["dt13"][s].astype(np.int16)))
+            sys_._chunks.append((arrays["hashes"][s].astype(np.int32), arrays["t1"][s].astype(np.int32),
+                                 arrays["dt13"][s].astype(np.int16), arrays["f1"][s].astype(np.int16)))
         sys_._file_bytes = path.stat().st_size
         return sys_
 
@@ -871,7 +892,7 @@ class Panako:
         -------
         dict
             ``name``, ``references``, ``fingerprints`` (triplets stored), ``seconds`` (audio indexed), ``bytes``
-            (``fingerprints * 20``, the stored record size), ``bits_per_second`` (``8 * bytes / seconds``),
+            (``fingerprints * 16``, Panako's record size), ``bits_per_second`` (``8 * bytes / seconds``),
             ``fingerprints_per_second``, ``file_bytes`` (size of the file last saved or loaded, else ``None``),
             ``params``.
         """
