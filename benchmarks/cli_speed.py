@@ -52,7 +52,7 @@ SR = 16000
 RUNS = (("samaf (db_hop_s=0.5)", "samaf", ["--param", "db_hop_s=0.5"]),
         ("samaf (db_hop_s=0.25)", "samaf", ["--param", "db_hop_s=0.25"]),
         ("samaf (db_hop_s=0.1)", "samaf", ["--param", "db_hop_s=0.1"]),
-        ("rafs", "rafs", []), ("panako", "panako", []), ("dejavu", "dejavu", []))
+        ("rafs", "rafs", []), ("panako", "panako", []), ("triplets", "triplets", []), ("dejavu", "dejavu", []))
 #: Folder size, repeats and add() sizes of a full run and of ``--quick``.
 FULL = {"files": 40, "file_s": 45.0, "index_repeats": 2, "repeats": 5, "grow_refs": [10, 100, 1000],
         "loaded_windows": [10_000, 100_000, 1_000_000]}

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 SR = 16000
-BASELINES = ("dejavu", "rafs", "panako")
+BASELINES = ("dejavu", "rafs", "panako", "triplets")
 QUERY_S = 5.0
 QUERY_SNR_DB = 20.0
 TARGET_MS = 100.0

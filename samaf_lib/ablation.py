@@ -94,3 +94,36 @@ class RandomProjection(SAMAF):
         x = self.check_input(x)
         d = self.projection.shape[0]
         return torch.tanh(x.reshape(x.shape[0], -1) @ self.projection / math.sqrt(d))
+
+
+def measure_variant(name: str, model: SAMAF, meta, manifest, corpus_dir, query_dir, sr: int, vset,
+                    db_hop_s: float, query_hop_s: float, k: int, verify: int, target_fpr: float) -> dict:
+    """One variant's row of the ablation table, measured exactly as the study measures SAMAF.
+
+    Validation top-1 (:func:`samaf_lib.validation.identification_score`), then the test queries through
+    :class:`samaf_lib.systems.samaf.SAMAFSystem` at thresholds per query length chosen on the calibration set,
+    with the study's main negatives (speakers outside the database, when the corpus has them).
+
+    Returns
+    -------
+    dict
+        ``variant, val_top1, top1, fpr, f1, top1_raw`` and ``top1_<L>s`` per query length.
+    """
+    from . import identification as idn
+    from . import protocol, validation
+    from .systems.samaf import SAMAFSystem
+
+    val = validation.identification_score(model, vset, db_hop_s=db_hop_s, query_hop_s=query_hop_s)
+    fp = SAMAFSystem(model=model, bits=model.bits, db_hop_s=db_hop_s, query_hop_s=query_hop_s, k=k, verify=verify,
+                     min_score=0.0)
+    protocol.index_references(fp, meta, corpus_dir, sr, progress=False)
+    results = protocol.run_queries(fp, manifest, query_dir, sr, progress=False, min_score=0.0)
+    joined = idn.join_results(manifest, results, name)
+    neg = "other_speaker" if (joined["kind"] == "other_speaker").any() else None
+    thr = idn.choose_thresholds(joined[joined["set"] == "calib"], target_fpr=target_fpr, negatives=neg)
+    overall = idn.metrics_table(joined, thr, by=("system",), ci=False, negatives=neg).iloc[0]
+    row = {"variant": name, "val_top1": val["val_top1"]}
+    row.update({m: float(overall[m]) for m in ("top1", "fpr", "f1", "top1_raw")})
+    for _, r in idn.metrics_table(joined, thr, by=("system", "length_s"), ci=False, negatives=neg).iterrows():
+        row[f"top1_{r['length_s']:g}s"] = float(r["top1"])
+    return row

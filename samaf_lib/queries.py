@@ -3,7 +3,11 @@ system answers.
 
 Each condition is a (distortion, level) pair plus ``("clean", "-")``. For every condition and query length L,
 ``per_condition`` positives are cut from reference (``test``) utterances and ``per_condition`` negatives from
-utterances that are never indexed (``unseen``; ``val`` for the calibration set). Excerpts start at random offsets
+speakers with no utterance in the database (``outside_test``; ``outside_calib`` for the calibration set), the
+``other_speaker`` kind. The test set also holds ``same_speaker`` negatives, unindexed utterances of database
+speakers (``unseen``), so that the false-positive rate can be reported on both kinds (docs/study.md, Protocol).
+Without outside speakers (``data.frac_outside: 0``) the negatives are all ``same_speaker`` (``unseen``; ``val``
+for the calibration set). Excerpts start at random offsets
 kept away from the reference window grid, are cut first and distorted after, so a tempo or speed change makes the
 query shorter than L (a 1-s query at ``speed 1.1`` lasts 0.91 s and is legitimately "too short" for SAMAF).
 """
@@ -22,7 +26,9 @@ from .io import write_csv
 
 #: Columns of ``queries.csv``.
 MANIFEST_COLUMNS = ["query_id", "set", "utterance_id", "speaker_id", "ref_id", "positive", "offset_s",
-                    "length_s", "distortion", "level", "seed", "path"]
+                    "length_s", "distortion", "level", "seed", "path", "kind"]
+#: Values of the ``kind`` column.
+KINDS = ("positive", "other_speaker", "same_speaker")
 CLEAN = ("clean", "-")
 
 
@@ -47,8 +53,23 @@ def off_grid_offset(rng: np.random.Generator, max_offset: float, grid_s: float =
     return round(off, 4)
 
 
+def _pools(meta: pd.DataFrame, query_set: str) -> tuple[str, list[tuple[str, str]]]:
+    """The positives' split and the ``(split, kind)`` of each negative pool of a query set."""
+    splits = set(meta["split"].astype(str))
+    outside = {"test": "outside_test", "calib": "outside_calib"}.get(query_set)
+    if query_set == "val":
+        return "val", [("train", "same_speaker")]
+    if outside in splits:
+        negs = [(outside, "other_speaker")]
+        if query_set == "test":
+            negs.append(("unseen", "same_speaker"))
+        return "test", negs
+    return "test", [("unseen" if query_set == "test" else "val", "same_speaker")]
+
+
 def plan_queries(meta: pd.DataFrame, conditions: list[tuple[str, object]], lengths: list[float],
-                 per_condition: int, seed: int, query_set: str = "test") -> pd.DataFrame:
+                 per_condition: int, seed: int, query_set: str = "test",
+                 same_speaker_per_condition: int | None = None) -> pd.DataFrame:
     """Decide every query (source, offset, length, condition) without touching audio.
 
     Parameters
@@ -60,13 +81,18 @@ def plan_queries(meta: pd.DataFrame, conditions: list[tuple[str, object]], lengt
     lengths : list of float
         Query lengths in seconds.
     per_condition : int
-        Positives per (condition, length); as many negatives.
+        Positives per (condition, length); as many negatives of the main kind (``other_speaker`` when the corpus
+        has outside speakers).
     seed : int
         Seed of the plan. The calibration set uses the same function with ``query_set="calib"``, which draws from
-        an independent stream (other offsets, other seeds) and takes its negatives from ``val``. The validation
-        set of training (``query_set="val"``) has its positives from ``val`` utterances (its own reference
-        database) and its negatives from ``train`` utterances, so it never reads a test or unseen utterance.
+        an independent stream (other offsets, other seeds) and takes its negatives from ``outside_calib`` speakers
+        (``val`` utterances without outside speakers). The validation set of training (``query_set="val"``) has
+        its positives from ``val`` utterances (its own reference database) and its negatives from ``train``
+        utterances, so it never reads a test, unseen or outside utterance.
     query_set : {"test", "calib", "val"}
+    same_speaker_per_condition : int, optional
+        ``same_speaker`` negatives per (condition, length) of the test set when it also has ``other_speaker``
+        ones (default: ``per_condition``; 0 leaves them out).
 
     Returns
     -------
@@ -74,37 +100,49 @@ def plan_queries(meta: pd.DataFrame, conditions: list[tuple[str, object]], lengt
     """
     if per_condition < 1:
         raise ValueError(f"queries.per_condition must be >= 1, got {per_condition}")
-    pools = {"test": ("test", "unseen"), "calib": ("test", "val"), "val": ("val", "train")}
-    if query_set not in pools:
-        raise ValueError(f"query_set must be one of {', '.join(pools)}, got {query_set!r}")
+    if query_set not in ("test", "calib", "val"):
+        raise ValueError(f"query_set must be one of test, calib, val, got {query_set!r}")
+    n_same = per_condition if same_speaker_per_condition is None else int(same_speaker_per_condition)
+    if n_same < 0:
+        raise ValueError(f"queries.same_speaker_per_condition must be >= 0, got {same_speaker_per_condition}")
     conds = [CLEAN] + [c for c in conditions if c != CLEAN]
-    pos_split, neg_split = pools[query_set]
-    pos_pool = meta[meta["split"] == pos_split].reset_index(drop=True)
-    neg_pool = meta[meta["split"] == neg_split].reset_index(drop=True)
-    for name, pool in ((pos_split, pos_pool), (neg_split, neg_pool)):
-        if pool.empty:
-            raise ValueError(f"no '{name}' utterances to draw {query_set} queries from; "
+    pos_split, neg_pools = _pools(meta, query_set)
+    pools = [(pos_split, "positive", per_condition)]
+    for split, kind in neg_pools:
+        n = n_same if (kind == "same_speaker" and len(neg_pools) > 1) else per_condition
+        if n:
+            pools.append((split, kind, n))
+    frames = {}
+    for split, _, _ in pools:
+        frames[split] = meta[meta["split"] == split].reset_index(drop=True)
+        if frames[split].empty:
+            raise ValueError(f"no '{split}' utterances to draw {query_set} queries from; "
                              "check data.frac_* in params.yaml")
     stream = {"test": 0, "calib": 1, "val": 2}[query_set]
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7919, stream]))
+    tag = {"positive": "pos", "other_speaker": "neg", "same_speaker": "neg"}
+    if len(pools) > 2:
+        tag["same_speaker"] = "negsame"
     rows = []
     for name, level in conds:
         for length in lengths:
-            for positive, pool in ((1, pos_pool), (0, neg_pool)):
-                picks = rng.permutation(np.resize(np.arange(len(pool)), max(per_condition, len(pool))))
-                for i in range(per_condition):
+            for split, kind, count in pools:
+                pool = frames[split]
+                positive = int(kind == "positive")
+                picks = rng.permutation(np.resize(np.arange(len(pool)), max(count, len(pool))))
+                for i in range(count):
                     u = pool.iloc[int(picks[i])]
                     max_off = float(u["duration_s"]) - length
                     if max_off < 0:  # utterance shorter than the query: take it whole
                         max_off = 0.0
                     off = off_grid_offset(rng, max_off)
-                    qid = f"{query_set}-{name}-{level}-{length:g}s-{'pos' if positive else 'neg'}-{i:03d}"
+                    qid = f"{query_set}-{name}-{level}-{length:g}s-{tag[kind]}-{i:03d}"
                     rows.append({
                         "query_id": qid, "set": query_set, "utterance_id": u["utterance_id"],
                         "speaker_id": u["speaker_id"], "ref_id": u["utterance_id"] if positive else "",
                         "positive": positive, "offset_s": off, "length_s": float(length), "distortion": name,
                         "level": str(level), "seed": int(rng.integers(0, 2**31 - 1)),
-                        "path": f"{query_set}/{qid}.wav",
+                        "path": f"{query_set}/{qid}.wav", "kind": kind,
                     })
     return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
 
@@ -171,7 +209,9 @@ def write_manifest(path: str | os.PathLike, manifest: pd.DataFrame) -> None:
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     """Read ``queries.csv`` with the right dtypes (``ref_id`` empty -> NaN for negatives)."""
     df = pd.read_csv(path, dtype={"query_id": str, "utterance_id": str, "speaker_id": str, "ref_id": str,
-                                  "level": str, "distortion": str, "set": str, "path": str})
+                                  "level": str, "distortion": str, "set": str, "path": str, "kind": str})
+    if "kind" not in df.columns and "positive" in df.columns:  # manifests written before negatives had kinds
+        df["kind"] = np.where(df["positive"].astype(int) == 1, "positive", "same_speaker")
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: not a query manifest, missing columns {missing}")

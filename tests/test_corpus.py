@@ -233,6 +233,32 @@ def test_split_by_speaker_is_speaker_disjoint():
     assert per_split == {k: v for k, v in split_counts(10, FRACTIONS).items() if v}
 
 
+@pytest.mark.parametrize("by", ["utterance", "speaker"])
+def test_outside_speakers_are_held_out_of_every_split_half_for_calibration(by):
+    df = _table(20, 4)
+    out = assign_splits(df, FRACTIONS, by=by, seed=2, outside=0.2)
+    spk = out.groupby("split").speaker_id.unique().map(set).to_dict()
+    assert len(spk["outside_test"]) == len(spk["outside_calib"]) == 2  # 0.2 x 20 = 4 speakers, half each
+    held = spk["outside_test"] | spk["outside_calib"]
+    assert not spk["outside_test"] & spk["outside_calib"]
+    for split in SPLITS:
+        assert not spk.get(split, set()) & held, f"an outside speaker has a {split} utterance"
+    assert out.groupby("speaker_id").split.apply(lambda s: s.str.startswith("outside").all() or
+                                                 not s.str.startswith("outside").any()).all()
+    again = assign_splits(df.sample(frac=1.0, random_state=1), FRACTIONS, by=by, seed=2, outside=0.2)
+    assert again.set_index("utterance_id").split.to_dict() == out.set_index("utterance_id").split.to_dict()
+    assert assign_splits(df, FRACTIONS, by=by, seed=2).split.isin(SPLITS).all()  # outside=0: as before
+
+
+def test_outside_share_is_checked():
+    with pytest.raises(ValueError, match="frac_outside"):
+        assign_splits(_table(4, 2), FRACTIONS, outside=0.7)
+    with pytest.raises(ValueError, match="frac_outside"):
+        assign_splits(_table(2, 2), FRACTIONS, outside=0.5)  # leaves no database speaker
+    with pytest.raises(ValueError, match="frac_outside"):
+        assign_splits(_table(4, 2), FRACTIONS, outside="many")
+
+
 def test_every_split_gets_one_item_from_four():
     out = assign_splits(_table(2, 2), FRACTIONS, by="utterance", seed=0)
     assert sorted(out.split) == sorted(SPLITS)

@@ -79,10 +79,15 @@ def test_smoke_dvc_repro(smoke):
     assert meta[0].startswith("utterance_id") and len(meta) > 1
     for out in ["data/queries/queries.csv", "data/clusters/train.npz", "data/features/stats.npz",
                 "reports/results/samaf.csv", "reports/results/dejavu.csv", "reports/results/rafs.csv",
-                "reports/results/panako.csv", "reports/figures/accuracy_vs_length.png", "reports/06_report.html"]:
+                "reports/results/panako.csv", "reports/results/triplets.csv", "reports/figures/accuracy_vs_length.png",
+                "reports/figures/paired_differences.png", "reports/tables/identification_paired.csv",
+                "reports/tables/dejavu_diagnosis.csv", "reports/06_report.html"]:
         assert (root / out).exists(), out
     metrics = json.loads((root / "reports" / "metrics.json").read_text())
-    assert sorted(metrics["systems"]) == ["dejavu", "panako", "rafs", "samaf"]
+    assert sorted(metrics["systems"]) == ["dejavu", "panako", "rafs", "samaf", "triplets"]
+    assert metrics["protocol"]["negatives"] == "other_speaker"
+    assert set(metrics["paired"]) == {"dejavu", "panako", "rafs", "triplets"}
+    assert set(metrics["thresholds"]["samaf"]) == {"pooled", "1", "5"}  # one threshold per query length
     from samaf_lib.distortions import DISTORTIONS
 
     assert set(DISTORTIONS) | {"clean"} == set(metrics["protocol"]["distortions"])

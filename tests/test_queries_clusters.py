@@ -115,3 +115,41 @@ def test_cluster_files_round_trip_and_reject_nan(tiny_corpus, tmp_path):
         cl.load_clusters(tmp_path / "bad.npz")
     with pytest.raises(ValueError, match="cluster_size"):
         cl.plan_clusters(meta, "train", 3, 1, 0.1, CONDS, seed=2)
+
+
+def _with_outside(meta: pd.DataFrame) -> pd.DataFrame:
+    """The tiny corpus with two more speakers held out: one for test negatives, one for calibration negatives."""
+    extra = meta[meta.split == "train"].head(4).copy()
+    extra["utterance_id"] = [f"out{i}" for i in range(4)]
+    extra["speaker_id"] = ["sx", "sx", "sy", "sy"]
+    extra["split"] = ["outside_test", "outside_test", "outside_calib", "outside_calib"]
+    return pd.concat([meta, extra], ignore_index=True)
+
+
+def test_negatives_come_from_outside_speakers_and_same_speaker_negatives_are_kept_apart(tiny_corpus):
+    _, meta = tiny_corpus
+    meta = _with_outside(meta)
+    t = queries.plan_queries(meta, CONDS, [1.0, 3.0], 3, seed=5, same_speaker_per_condition=2)
+    c = queries.plan_queries(meta, CONDS, [1.0, 3.0], 3, seed=5, query_set="calib")
+    split = dict(zip(meta.utterance_id, meta.split))
+    assert set(t[t.kind == "other_speaker"].utterance_id.map(split)) == {"outside_test"}
+    assert set(t[t.kind == "same_speaker"].utterance_id.map(split)) == {"unseen"}
+    assert set(c[c.positive == 0].utterance_id.map(split)) == {"outside_calib"}
+    assert set(c[c.positive == 0].kind) == {"other_speaker"}
+    assert (t.kind == "other_speaker").sum() == (t.kind == "positive").sum() == 4 * 2 * 3
+    assert (t.kind == "same_speaker").sum() == 4 * 2 * 2
+    db_speakers = set(meta[meta.split == "test"].speaker_id)
+    assert not set(t[t.kind == "other_speaker"].speaker_id) & db_speakers
+    assert not set(c[c.positive == 0].speaker_id) & (db_speakers | set(t[t.kind == "other_speaker"].speaker_id))
+    assert t.query_id.is_unique
+    none = queries.plan_queries(meta, CONDS, [1.0], 1, seed=5, same_speaker_per_condition=0)
+    assert set(none.kind) == {"positive", "other_speaker"}
+
+
+def test_manifest_without_kinds_reads_as_same_speaker_negatives(tiny_corpus, tmp_path):
+    _, meta = tiny_corpus
+    plan = queries.plan_queries(meta, CONDS, [1.0], 1, seed=5)
+    assert set(plan[plan.positive == 0].kind) == {"same_speaker"}  # no outside speakers: unseen utterances
+    plan.drop(columns="kind").to_csv(tmp_path / "old.csv", index=False)
+    back = queries.read_manifest(tmp_path / "old.csv")
+    assert list(back.kind) == list(plan.kind)

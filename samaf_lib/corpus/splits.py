@@ -6,8 +6,11 @@ the generated corpus stores paths relative to it (``wav/sv0001/sv0001_001.wav``)
 (the data lives outside the project), and ``base / path`` gives the file in both cases (:func:`resolve_paths`).
 
 Splits (:func:`assign_splits`): ``train`` and ``val`` utterances train the autoencoder, ``test`` utterances are the
-reference database and ``unseen`` utterances (never indexed) give the negative queries. They are always disjoint by
-utterance; ``by="speaker"`` makes them disjoint by speaker as well.
+reference database and ``unseen`` utterances (never indexed) give one kind of negative query: unindexed speech of
+speakers the database holds. They are always disjoint by utterance; ``by="speaker"`` makes them disjoint by speaker
+as well. With ``outside`` > 0, a share of the speakers is held out of everything first: none of their utterances
+is trained on or indexed, and they give the negatives that are really out of the database (``outside_test`` for
+the test queries, ``outside_calib`` for the calibration queries, each from its own speakers; docs/study.md, Data).
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from ..io import write_csv
 
 #: Columns every metadata table has, in this order.
 COLUMNS = ("utterance_id", "speaker_id", "gender", "nationality", "split", "path", "duration_s", "source")
-#: Split names, in the order fractions are dealt.
+#: Split names dealt by fraction, in the order fractions are dealt.
 SPLITS = ("train", "val", "test", "unseen")
+#: Splits of the speakers held out of everything (:func:`assign_splits` with ``outside`` > 0).
+OUTSIDE_SPLITS = ("outside_calib", "outside_test")
 #: The columns read as text (an empty ``split`` stays ``""``, a nationality ``NA`` stays ``"NA"``).
 _TEXT_COLUMNS = tuple(c for c in COLUMNS if c != "duration_s")
 
@@ -99,8 +104,8 @@ def split_counts(n: int, fractions: dict[str, float]) -> dict[str, int]:
 
 
 def assign_splits(df: pd.DataFrame, fractions: dict[str, float], by: str = "utterance",
-                  seed: int = 0) -> pd.DataFrame:
-    """Fill the ``split`` column with ``train`` / ``val`` / ``test`` / ``unseen``.
+                  seed: int = 0, outside: float = 0.0) -> pd.DataFrame:
+    """Fill the ``split`` column with ``train`` / ``val`` / ``test`` / ``unseen`` (and the outside splits).
 
     Parameters
     ----------
@@ -115,6 +120,10 @@ def assign_splits(df: pd.DataFrame, fractions: dict[str, float], by: str = "utte
         go to one split (disjoint by speaker too).
     seed : int
         Seed of the assignment; the result does not depend on the row order of ``df``.
+    outside : float
+        Share of the speakers (in [0, 0.5]) held out of every split above, rounded to an even number of at least
+        2 when positive: half of them (in a seeded order) go to ``outside_calib``, half to ``outside_test``. The
+        fractions then apply to the remaining speakers' utterances.
 
     Returns
     -------
@@ -137,18 +146,39 @@ def assign_splits(df: pd.DataFrame, fractions: dict[str, float], by: str = "utte
     if df["utterance_id"].duplicated().any():
         dup = df.loc[df["utterance_id"].duplicated(), "utterance_id"].iloc[0]
         raise ValueError(f"assign_splits: utterance id {dup!r} appears more than once")
+    try:
+        outside = float(outside)
+    except (TypeError, ValueError):
+        raise ValueError(f"data.frac_outside: must be a number in [0, 0.5], got {outside!r}") from None
+    if not 0.0 <= outside <= 0.5:
+        raise ValueError(f"data.frac_outside: must be in [0, 0.5] (a share of the speakers), got {outside:g}")
     out = df.copy()
     if len(out) == 0:
         out["split"] = pd.Series(dtype=object)
         return out
+    out["split"] = ""
+    held = np.zeros(len(out), bool)
+    if outside > 0:
+        speakers = np.array(sorted(out["speaker_id"].astype(str).unique()))
+        n_out = 2 * max(1, int(round(outside * len(speakers) / 2)))
+        if n_out >= len(speakers):
+            raise ValueError(f"data.frac_outside: {outside:g} of {len(speakers)} speakers leaves none for the "
+                             "database; lower it or add speakers")
+        orng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(11,)))
+        chosen = speakers[orng.permutation(len(speakers))[:n_out]]
+        label = {spk: OUTSIDE_SPLITS[i % 2] for i, spk in enumerate(chosen)}
+        spk_col = out["speaker_id"].astype(str)
+        held = spk_col.isin(label).to_numpy()
+        out.loc[held, "split"] = spk_col[held].map(label).to_numpy()
+    rest = out[~held]
     rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(7,)))
     if by == "speaker":
-        speakers = np.array(sorted(out["speaker_id"].astype(str).unique()))
+        speakers = np.array(sorted(rest["speaker_id"].astype(str).unique()))
         speakers = speakers[rng.permutation(len(speakers))]
         labels = _deal(split_counts(len(speakers), fr))
-        out["split"] = out["speaker_id"].astype(str).map(dict(zip(speakers, labels)))
+        out.loc[~held, "split"] = rest["speaker_id"].astype(str).map(dict(zip(speakers, labels))).to_numpy()
     else:
-        out["split"] = _spread_by_speaker(out, fr, rng)
+        out.loc[~held, "split"] = _spread_by_speaker(rest, fr, rng)
     empty = [s for s in SPLITS if fr[s] > 0 and not (out["split"] == s).any()]
     if empty:
         unit = "speakers" if by == "speaker" else "utterances"

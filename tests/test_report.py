@@ -1,0 +1,69 @@
+"""The report's tables: the headline with per-length thresholds, paired differences and storage; the README section
+holds no date or timing."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from samaf_lib import report
+
+
+def _overall() -> pd.DataFrame:
+    return pd.DataFrame({"system": ["rafs", "samaf", "triplets", "panako"], "top1": [0.7, 0.8, 0.75, 0.6],
+                         "top1_lo": [0.6, 0.7, 0.7, 0.5], "top1_hi": [0.8, 0.9, 0.8, 0.7],
+                         "fpr": [0.05, 0.04, 0.03, 0.05], "f1": [0.8, 0.85, 0.83, 0.7]})
+
+
+def _cost() -> pd.DataFrame:
+    return pd.DataFrame({"system": ["samaf", "rafs", "panako", "triplets"],
+                         "bits_per_second": [512.0, 2756.0, 800.0, 5000.0], "bytes_per_second": [84.0, 337.0, 50, 9],
+                         "bytes_on_disk_per_second": [1400.0, 347.0, 60.0, 10.0]})
+
+
+def _paired() -> pd.DataFrame:
+    rows = [{"system": "samaf", "other": o, "metric": "top1", "difference": d, "lo": d - 0.05, "hi": d + 0.05}
+            for o, d in (("rafs", 0.1), ("panako", 0.2), ("triplets", 0.05))]
+    return pd.DataFrame(rows)
+
+
+def test_headline_lists_samaf_first_with_paired_difference_pooled_top1_and_both_fprs():
+    pooled = _overall().assign(top1=[0.6, 0.7, 0.5, 0.4])
+    same = _overall().assign(fpr=[0.2, 0.1, 0.3, 0.4])
+    t = report.headline_table(_overall(), _cost(), pooled=pooled, same_speaker=same, paired=_paired())
+    assert list(t.system) == ["samaf", "rafs", "panako", "triplets"]
+    row = t.set_index("system")
+    assert row.loc["samaf", "top-1 [95% CI]"] == "0.800 [0.700, 0.900]"
+    assert row.loc["rafs", "top-1, pooled threshold"] == "0.600"
+    assert row.loc["panako", "FPR, same-voice negatives"] == "0.400"
+    assert row.loc["rafs", "SAMAF minus system, top-1 [95% CI]"] == "+0.100 [0.050, 0.150]"
+    assert row.loc["samaf", "SAMAF minus system, top-1 [95% CI]"] == "—"
+    assert row.loc["rafs", "hash bits/s"] == "2,756" and row.loc["samaf", "file bytes/s"] == "1,400"
+    plain = report.headline_table(_overall(), _cost())
+    assert "FPR, same-voice negatives" not in plain.columns and "top-1, pooled threshold" not in plain.columns
+
+
+def test_paired_table_is_one_row_per_length_one_column_per_system():
+    p = pd.concat([_paired().assign(length_s=L) for L in (1.0, 5.0)], ignore_index=True)
+    t = report.paired_table(p)
+    assert list(t["query length"]) == ["1 s", "5 s"]
+    assert list(t.columns[1:]) == ["rafs", "panako", "triplets"]
+    assert report.paired_table(pd.DataFrame()).empty
+
+
+def test_results_markdown_has_the_tables_and_no_date_or_timing():
+    head = report.headline_table(_overall(), _cost(), paired=_paired())
+    claims = pd.DataFrame({"claim": ["a"], "verdict": ["holds in part"], "evidence": ["x"]})
+    params = {"data": {"source": "synthvox", "n_speakers": 60, "utterances_per_speaker": 8, "frac_outside": 0.2},
+              "queries": {"per_condition": 8, "lengths": "1,2,3,5", "same_speaker_per_condition": 4},
+              "hash": {"bits": 128, "loss": "mse+hash+entropy", "db_hop_s": 0.25}, "loss": {"form": "working"},
+              "seed": 1}
+    md = report.results_markdown(head, claims, {"protocol": {"test_queries": 10, "calibration_queries": 5,
+                                                             "target_fpr": 0.05}}, params, ["docs/figures/a.png"],
+                                 paired=report.paired_table(pd.concat([_paired().assign(length_s=1.0)])),
+                                 fidelity=report.fidelity_table())
+    assert "SAMAF minus system" in md and "holds in part" in md and "![a](docs/figures/a.png)" in md
+    assert "panako" in md.lower() and "triplets" in md
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", md), "a date in the README section"
+    assert "x real time" not in md and "query ms" not in md
