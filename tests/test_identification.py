@@ -3,49 +3,20 @@ negatives by kind, the query and cluster bootstraps, and paired differences."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from joined_tables import manifest as _manifest
+from joined_tables import results as _results
+from joined_tables import table as _table
 
 from samaf_lib import identification as idn
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Hand-made tables
 # ---------------------------------------------------------------------------------------------------------------
-
-def _manifest(rows: list[dict], query_set: str = "test") -> pd.DataFrame:
-    """Manifest rows from short dicts: {qid, pos, ref, off} plus optional distortion/level/length."""
-    out = []
-    for r in rows:
-        out.append({"query_id": r["qid"], "set": r.get("set", query_set), "utterance_id": r.get("ref") or "u_neg",
-                    "speaker_id": "s1", "ref_id": r.get("ref") if r["pos"] else "", "positive": r["pos"],
-                    "offset_s": r.get("off", 1.0), "length_s": r.get("length", 3.0),
-                    "distortion": r.get("dist", "clean"), "level": r.get("level", "-"), "seed": 0,
-                    "path": f"x/{r['qid']}.wav"})
-    return pd.DataFrame(out)
-
-
-def _results(rows: list[dict]) -> pd.DataFrame:
-    """Results rows from {qid, pred, score, off}."""
-    return pd.DataFrame([{"query_id": r["qid"], "ref_id": r.get("pred"), "offset_s": r.get("off", 1.0),
-                          "score": r["score"], "seconds": r.get("seconds", 0.01)} for r in rows])
-
-
-def _table(spec: list[tuple], query_set: str = "test", system: str = "sys") -> pd.DataFrame:
-    """Joined table from tuples (positive, expected_ref, predicted_ref, score[, distortion])."""
-    man, res = [], []
-    for i, t in enumerate(spec):
-        pos, exp, pred, score = t[:4]
-        dist = t[4] if len(t) > 4 else "clean"
-        qid = f"q{i:04d}"
-        man.append({"qid": qid, "pos": pos, "ref": exp, "dist": dist})
-        res.append({"qid": qid, "pred": pred, "score": score})
-    return idn.join_results(_manifest(man, query_set), _results(res), system)
-
 
 def test_join_results_columns_correct_and_offset_error():
     man = _manifest([{"qid": "a", "pos": 1, "ref": "u1", "off": 2.0},
