@@ -333,3 +333,14 @@ def paper_claims(summary: dict, samaf: str = "samaf",
         rows.append({"claim": key, "statement": statement, "evidence": evidence, "verdict": verdict})
     return pd.DataFrame(rows, columns=["claim", "statement", "evidence", "verdict"])
 
+
+
+#: The per-system numbers of ``reports/headline.json``, the file ``dvc metrics show`` prints.
+HEADLINE_KEYS = ("top1", "fpr", "f1")
+
+
+def headline_metrics(summary: dict, digits: int = 4) -> dict:
+    """The small headline of :func:`headline`'s dict: ``{system: {top1, fpr, f1}}``, rounded to ``digits``, for
+    ``reports/headline.json`` (committed, read by ``dvc metrics show/diff`` and ``dvc exp show``)."""
+    return {name: {k: (round(s[k], digits) if s.get(k) is not None else None) for k in HEADLINE_KEYS}
+            for name, s in sorted(summary.get("systems", {}).items())}

@@ -5,7 +5,7 @@ Two kinds of input, both tables written by other stages:
 * the query manifest ``queries.csv`` (one row per query: ``query_id, set, utterance_id, speaker_id, ref_id,
   positive, offset_s, length_s, distortion, level, seed, path``, and ``kind``: ``positive``, ``other_speaker``
   or ``same_speaker`` for negatives), and
-* one results table per system ``results/<system>.csv`` (``query_id, ref_id, offset_s, score, seconds``), the
+* one results table per system ``results/<system>.csv`` (``query_id, ref_id, offset_s, score, status``), the
   system's best candidate for every query with ``min_score=0``.
 
 :func:`join_results` puts them side by side; rejection thresholds are chosen on calibration queries only
@@ -26,7 +26,7 @@ import pandas as pd
 from . import uncertainty
 
 #: Columns every results table must hold (samaf_lib.protocol writes these plus ``status``).
-RESULT_REQUIRED = ["query_id", "ref_id", "offset_s", "score", "seconds"]
+RESULT_REQUIRED = ["query_id", "ref_id", "offset_s", "score"]
 #: Manifest columns the evaluation reads.
 MANIFEST_REQUIRED = ["query_id", "set", "ref_id", "positive", "offset_s", "length_s", "distortion", "level"]
 #: Metrics :func:`identification_metrics` returns that :func:`bootstrap_ci` can resample.
@@ -64,7 +64,8 @@ def join_results(manifest: pd.DataFrame, results: pd.DataFrame, system: str) -> 
     manifest : DataFrame
         The query manifest (see module docstring); ``ref_id`` is the expected reference, empty/NaN for negatives.
     results : DataFrame
-        The system's answers: ``query_id, ref_id, offset_s, score, seconds`` (``ref_id`` empty/NaN = no match).
+        The system's answers: ``query_id, ref_id, offset_s, score`` and optionally ``seconds`` (the wall time of an
+        answer, present in memory, not in the stored tables); ``ref_id`` empty/NaN = no match.
     system : str
         Written to the ``system`` column.
 
@@ -72,7 +73,7 @@ def join_results(manifest: pd.DataFrame, results: pd.DataFrame, system: str) -> 
     -------
     DataFrame
         Every manifest column, with the manifest's ``ref_id`` and ``offset_s`` renamed ``expected_ref_id`` and
-        ``expected_offset_s``; the system's ``ref_id``, ``offset_s``, ``score``, ``seconds`` (the prediction)
+        ``expected_offset_s``; the system's ``ref_id``, ``offset_s``, ``score`` (and ``seconds`` if given) (the prediction)
         and any other results column (e.g. ``status`` from :func:`samaf_lib.protocol.run_queries`);
         ``system``; ``answered`` (False where the results table has no row for the query: treated as no match
         with score NaN); ``correct`` (bool: a positive whose predicted reference equals the expected one; always
@@ -118,7 +119,8 @@ def join_results(manifest: pd.DataFrame, results: pd.DataFrame, system: str) -> 
         df["kind"] = np.where(df["positive"] == 1, "positive", "negative")
     df["kind"] = df["kind"].astype(str)
     for c in ("offset_s", "score", "seconds", "expected_offset_s", "length_s"):
-        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+        if c in df.columns:
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     pred = df["ref_id"].to_numpy(dtype=object)
     exp = df["expected_ref_id"].to_numpy(dtype=object)
     correct = (df["positive"].to_numpy() == 1) & np.array([p is not None and p == e for p, e in zip(pred, exp)],
@@ -429,7 +431,7 @@ def metrics_table(df_all: pd.DataFrame, thresholds: dict[str, Any],
         several), ``top1, top1_lo, top1_hi, top1_raw, fpr, fpr_lo, fpr_hi, precision, precision_lo,
         precision_hi, recall, recall_lo, recall_hi, f1, f1_lo, f1_hi``, the counts ``n_pos, n_neg, tp, fp_pos,
         fp_neg, fn, raw_correct`` (so that coarser tables can be rebuilt exactly by summing) and
-        ``median_query_ms`` (median of ``seconds`` x 1000, answered queries).
+        ``median_query_ms`` (median of ``seconds`` x 1000, answered queries; NaN when the rows carry no timing).
     """
     by = list(by)
     if "system" not in by:

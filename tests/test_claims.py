@@ -141,3 +141,11 @@ def test_bits_claim_holds_only_for_one_128_or_256_bit_code_per_second():
     assert _verdicts(_summary(TOP, bps=512.0, bits=128))["c"] == "holds in part"
     assert _verdicts(_summary(TOP, bps=64.0, bits=64))["c"] == "does not hold"
     assert _verdicts(_summary(TOP, bps=float("nan")))["c"] == "not measured"
+
+
+def test_headline_metrics_are_top1_fpr_f1_per_system_rounded():
+    summary = {"systems": {"samaf": {"top1": 0.123456, "fpr": 0.05, "f1": None, "bytes": 9},
+                           "rafs": {"top1": 0.7, "fpr": 0.01, "f1": 0.8}}}
+    h = claims.headline_metrics(summary)
+    assert list(h) == ["rafs", "samaf"]
+    assert h["samaf"] == {"top1": 0.1235, "fpr": 0.05, "f1": None}

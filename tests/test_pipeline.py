@@ -93,6 +93,19 @@ def test_smoke_dvc_repro(smoke):
     assert set(DISTORTIONS) | {"clean"} == set(metrics["protocol"]["distortions"])
     readme = (root / "README.md").read_text()
     assert "<!-- results:start" in readme and "| samaf" in readme
+    for name in metrics["systems"]:  # stored answers and run records hold no timing: same bytes on every rerun
+        assert "seconds" not in (root / "reports" / "results" / f"{name}.csv").read_text().splitlines()[0]
+        assert "x_realtime" not in json.loads((root / "reports" / "results" / f"{name}.json").read_text())
+    html = (root / "reports" / "06_report.html").read_text()
+    assert html.count("<img") >= 7, "every figure of the report must be inline in its HTML"
+    headline = json.loads((root / "reports" / "headline.json").read_text())
+    assert sorted(headline) == sorted(metrics["systems"]) and set(headline["samaf"]) == {"top1", "fpr", "f1"}
+    for kind in ("by_length", "by_distortion"):
+        assert sorted(p.stem for p in (root / "reports" / "plots" / kind).glob("*.csv")) == sorted(headline)
+    shown = subprocess.run([str(BIN / "dvc"), "metrics", "show"], cwd=root, env=_env(root), capture_output=True,
+                           text=True)
+    assert shown.returncode == 0 and "samaf.top1" in shown.stdout, shown.stdout + shown.stderr
+    assert max(len(line) for line in shown.stdout.splitlines()) < 260, shown.stdout
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Running stage" not in second.stdout, second.stdout
 
