@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from samaf_lib import identification as idn
@@ -35,3 +36,20 @@ def table(spec: list[tuple], query_set: str = "test", system: str = "sys") -> pd
         man.append({"qid": qid, "pos": pos, "ref": exp, "dist": dist})
         res.append({"qid": qid, "pred": pred, "score": score})
     return idn.join_results(manifest(man, query_set), results(res), system)
+
+
+def two_systems() -> tuple[pd.DataFrame, dict]:
+    """Two systems (samaf right 90 %, dejavu 60 %) on test and calibration copies of one query set, and thresholds."""
+    frames = []
+    rng = np.random.default_rng(7)
+    for system, p_right in (("samaf", 0.9), ("dejavu", 0.6)):
+        spec = []
+        for d in ("clean", "noise_white", "pitch"):
+            for i in range(20):
+                spec.append((1, f"u{i}", f"u{i}" if rng.random() < p_right else "x", float(rng.uniform(5, 10)), d))
+                spec.append((0, None, "y", float(rng.uniform(0, 6)), d))
+        frames.append(table(spec, system=system))
+    calib_like = pd.concat(frames, ignore_index=True)
+    calib = calib_like.assign(set="calib", query_id=calib_like["query_id"] + "c")
+    df = pd.concat(frames + [calib], ignore_index=True)
+    return df, {"samaf": 5.5, "dejavu": 5.5}

@@ -6,28 +6,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
-from joined_tables import table as _table
+from joined_tables import two_systems as _two_systems
 
 from samaf_lib import claims
 from samaf_lib import identification as idn
-
-
-def _two_systems() -> tuple[pd.DataFrame, dict]:
-    frames = []
-    rng = np.random.default_rng(7)
-    for system, p_right in (("samaf", 0.9), ("dejavu", 0.6)):
-        spec = []
-        for d in ("clean", "noise_white", "pitch"):
-            for i in range(20):
-                spec.append((1, f"u{i}", f"u{i}" if rng.random() < p_right else "x", float(rng.uniform(5, 10)), d))
-                spec.append((0, None, "y", float(rng.uniform(0, 6)), d))
-        frames.append(_table(spec, system=system))
-    calib_like = pd.concat(frames, ignore_index=True)
-    calib = calib_like.assign(set="calib", query_id=calib_like["query_id"] + "c")
-    df = pd.concat(frames + [calib], ignore_index=True)
-    return df, {"samaf": 5.5, "dejavu": 5.5}
 
 
 def test_headline_rebuilds_overall_numbers_from_finer_rows_and_writes_valid_json(tmp_path):

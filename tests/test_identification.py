@@ -11,6 +11,7 @@ import pytest
 from joined_tables import manifest as _manifest
 from joined_tables import results as _results
 from joined_tables import table as _table
+from joined_tables import two_systems as _two_systems
 
 from samaf_lib import identification as idn
 
@@ -236,22 +237,6 @@ def test_bootstrap_rejects_unknown_metric():
 # ---------------------------------------------------------------------------------------------------------------
 # metrics_table and headline
 # ---------------------------------------------------------------------------------------------------------------
-
-def _two_systems() -> tuple[pd.DataFrame, dict]:
-    frames = []
-    rng = np.random.default_rng(7)
-    for system, p_right in (("samaf", 0.9), ("dejavu", 0.6)):
-        spec = []
-        for d in ("clean", "noise_white", "pitch"):
-            for i in range(20):
-                spec.append((1, f"u{i}", f"u{i}" if rng.random() < p_right else "x", float(rng.uniform(5, 10)), d))
-                spec.append((0, None, "y", float(rng.uniform(0, 6)), d))
-        frames.append(_table(spec, system=system))
-    calib_like = pd.concat(frames, ignore_index=True)
-    calib = calib_like.assign(set="calib", query_id=calib_like["query_id"] + "c")
-    df = pd.concat(frames + [calib], ignore_index=True)
-    return df, {"samaf": 5.5, "dejavu": 5.5}
-
 
 def test_metrics_table_one_row_per_group_with_intervals_and_counts():
     df, thr = _two_systems()
