@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+KERNEL := samaf-study
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export OMP_NUM_THREADS ?= 2
 
@@ -14,11 +15,13 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[notebooks,pipeline,test]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "SAMAF study (.venv)" >/dev/null
 	@touch $(STAMP)
 
-## the whole pipeline with params.yaml on the embedded corpus
+## the whole pipeline with params.yaml on the embedded corpus, then the README's results section from docs/results.md
 repro: $(STAMP)
 	$(BIN)/dvc repro
+	$(BIN)/python -m samaf_lib.report readme
 
 ## the whole SAMAF ablation grid (docs/samaf.md) as a DVC experiment: `dvc exp show` compares it with the default
 repro-full: $(STAMP)
@@ -31,9 +34,9 @@ test: $(STAMP)
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests -m "not slow"
 
-## JupyterLab with the project's kernel
+## JupyterLab with the project's kernel ("SAMAF study (.venv)"); notebooks run there write under scratch/
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --notebook-dir=notebooks --MultiKernelManager.default_kernel_name=$(KERNEL)
 
 ## speed and memory benchmarks (results to reports/bench.json)
 bench: $(STAMP)

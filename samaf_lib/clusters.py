@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .audio import load_audio
 from .features import MFCCConfig, mfcc
 from .io import write_npz
+from .progress import bar
 
 CONTEXT_S = 0.5
 _TIME_SCALING = {"speed", "tempo"}
@@ -141,10 +141,10 @@ def build_clusters(specs: list[ClusterSpec], meta: pd.DataFrame, corpus_dir: str
     work = [(s, audio[s.utterance_id], sr, cfg) for s in specs]
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as ex:
-            feats = list(tqdm(ex.map(_cluster_features, work, chunksize=16), total=len(work),
-                              disable=not progress, desc="clusters"))
+            feats = list(bar(ex.map(_cluster_features, work, chunksize=16), total=len(work),
+                              enabled=progress, desc="clusters"))
     else:
-        feats = [_cluster_features(w) for w in tqdm(work, disable=not progress, desc="clusters")]
+        feats = [_cluster_features(w) for w in bar(work, enabled=progress, desc="clusters")]
     return np.stack(feats).astype(np.float32)
 
 

@@ -42,3 +42,28 @@ def resolve(path: str | os.PathLike) -> Path:
     """Resolve a path from ``params.yaml`` (relative to the project root) to an absolute path."""
     p = Path(path)
     return p if p.is_absolute() else project_root() / p
+
+
+SCRATCH = "scratch"
+
+
+def output_root(output: str | os.PathLike | None = "") -> Path:
+    """Where a notebook writes what it makes.
+
+    The pipeline runs every notebook with ``-p output .``: its outputs go to ``data/``, ``models/`` and
+    ``reports/`` of the project, where the next stage reads them. A notebook run on its own (in JupyterLab, under
+    nbval) keeps the default ``""`` and writes under ``scratch/`` (git-ignored) instead, so exploring never
+    overwrites what the pipeline made; it still reads the pipeline's outputs from the project.
+    """
+    if output is None or str(output).strip() == "":
+        return project_root() / SCRATCH
+    return resolve(output)
+
+
+def shown(path: str | os.PathLike) -> str:
+    """``path`` relative to the project root, for printing (executed notebooks never show the machine's paths)."""
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(project_root()).as_posix()
+    except ValueError:
+        return p.name

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .audio import AudioError, load_audio
 from .io import write_csv
+from .progress import bar
 from .systems.base import Fingerprinter
 
 #: Columns of ``results/<system>.csv``: the answers only, so that the same run writes the same bytes on any machine.
@@ -38,7 +38,7 @@ def index_references(system: Fingerprinter, meta: pd.DataFrame, corpus_dir: str 
     if refs.empty:
         raise ValueError(f"no '{split}' utterances to index")
     audio_s = wall = 0.0
-    for row in tqdm(refs.itertuples(index=False), total=len(refs), disable=not progress, desc=f"index {system.name}"):
+    for row in bar(refs.itertuples(index=False), total=len(refs), enabled=progress, desc=f"index {system.name}"):
         audio = load_audio(Path(corpus_dir) / row.path, sr)
         t0 = time.perf_counter()
         system.add(row.utterance_id, audio, sr)
@@ -71,7 +71,7 @@ def run_queries(system: Fingerprinter, manifest: pd.DataFrame, query_dir: str | 
 def _answer_all(system: Fingerprinter, manifest: pd.DataFrame, query_dir: str | os.PathLike, sr: int,
                 progress: bool) -> pd.DataFrame:
     rows = []
-    for q in tqdm(manifest.itertuples(index=False), total=len(manifest), disable=not progress,
+    for q in bar(manifest.itertuples(index=False), total=len(manifest), enabled=progress,
                   desc=f"query {system.name}"):
         audio = load_audio(Path(query_dir) / q.path, sr)
         t0 = time.perf_counter()

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .audio import load_audio, write_audio
 from .io import write_csv
+from .progress import bar
 
 #: Columns of ``queries.csv``.
 MANIFEST_COLUMNS = ["query_id", "set", "utterance_id", "speaker_id", "ref_id", "positive", "offset_s",
@@ -189,10 +189,10 @@ def render_queries(plan: pd.DataFrame, corpus_dir: str | os.PathLike, meta: pd.D
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(jobs) as ex:
-            outcome = list(tqdm(ex.map(_render_one, todo, chunksize=8), total=len(todo), disable=not progress,
+            outcome = list(bar(ex.map(_render_one, todo, chunksize=8), total=len(todo), enabled=progress,
                                 desc="queries"))
     else:
-        outcome = [_render_one(j) for j in tqdm(todo, disable=not progress, desc="queries")]
+        outcome = [_render_one(j) for j in bar(todo, enabled=progress, desc="queries")]
     rejected = [r for r in outcome if r is not None]
     bad = {r["path"] for r in rejected}
     kept = [r for r in records if str(out_dir / r["path"]) not in bad]

@@ -381,9 +381,9 @@ def train(model: SAMAF, train_X: np.ndarray, val_X: np.ndarray, cfg: TrainConfig
             began = time.perf_counter()
             bar = None
             if progress and not state["stopped"]:
-                from tqdm.auto import tqdm
+                from .progress import bar as progress_bar
 
-                bar = tqdm(total=cfg.epochs, initial=start, desc="train SAMAF", unit="epoch")
+                bar = progress_bar(total=cfg.epochs, initial=start, desc="train SAMAF", unit="epoch")
             for epoch in range(start, cfg.epochs):
                 if state["stopped"]:
                     break

@@ -19,6 +19,14 @@ BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
 
 
+def _snapshot(root: Path) -> dict[str, str]:
+    """md5 of every file under the pipeline's folders (data/, models/, reports/, docs/)."""
+    import hashlib
+
+    return {p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for top in ("data", "models", "reports", "docs") for p in sorted((root / top).rglob("*")) if p.is_file()}
+
+
 def _copy_study(dest: Path) -> Path:
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split()
@@ -68,12 +76,13 @@ def smoke(tmp_path_factory) -> dict:
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     first = subprocess.run([str(BIN / "dvc"), "repro"], cwd=root, env=env, capture_output=True, text=True)
     second = subprocess.run([str(BIN / "dvc"), "repro"], cwd=root, env=env, capture_output=True, text=True)
-    return {"root": root, "first": first, "second": second}
+    return {"root": root, "first": first, "second": second, "outputs": _snapshot(root)}
 
 
 def test_smoke_dvc_repro(smoke):
     """The whole pipeline on the smoke profile writes every output; a second `dvc repro` has nothing to do."""
     root, first, second = smoke["root"], smoke["first"], smoke["second"]
+    env = _env(root)
     assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
     meta = (root / "data" / "corpus" / "metadata.csv").read_text().splitlines()
     assert meta[0].startswith("utterance_id") and len(meta) > 1
@@ -91,8 +100,17 @@ def test_smoke_dvc_repro(smoke):
     from samaf_lib.distortions import DISTORTIONS
 
     assert set(DISTORTIONS) | {"clean"} == set(metrics["protocol"]["distortions"])
-    readme = (root / "README.md").read_text()
-    assert "<!-- results:start" in readme and "| samaf" in readme
+    results_md = (root / "docs" / "results.md").read_text()
+    assert "| samaf" in results_md and "](figures/headline.png)" in results_md
+    for name in ("headline", "accuracy_vs_length", "paired_differences", "accuracy_vs_level", "samaf_ablation"):
+        assert (root / "docs" / "figures" / f"{name}.png").exists(), name
+    readme = subprocess.run([sys.executable, "-m", "samaf_lib.report", "readme"], cwd=root, env=env,
+                            capture_output=True, text=True)
+    assert readme.returncode == 0, readme.stderr
+    assert "](docs/figures/headline.png)" in (root / "README.md").read_text()
+    check = subprocess.run([sys.executable, "-m", "samaf_lib.report", "readme", "--check"], cwd=root, env=env,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
     for name in metrics["systems"]:  # stored answers and run records hold no timing: same bytes on every rerun
         assert "seconds" not in (root / "reports" / "results" / f"{name}.csv").read_text().splitlines()[0]
         assert "x_realtime" not in json.loads((root / "reports" / "results" / f"{name}.json").read_text())
@@ -114,7 +132,38 @@ def test_smoke_dvc_repro(smoke):
 def test_notebook_runs_under_nbval(smoke, notebook):
     """Each notebook, in pipeline order, on its smoke defaults (its parameters cell), after the smoke repro."""
     root = smoke["root"]
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
-                           "-o", "addopts=", f"notebooks/{notebook}"], cwd=root, env=_env(root),
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "--nbval-kernel-name", "python3",
+                           "-p", "no:cacheprovider", "-o", "addopts=", f"notebooks/{notebook}"], cwd=root,
+                          env=_env(root), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+
+
+def test_executed_notebooks_are_quiet_and_stamp_free(smoke):
+    """What the pipeline keeps of each notebook shows no warning, progress bar or machine path, and no run time
+    (its hash is in dvc.lock: a rerun must write the same bytes)."""
+    from samaf_lib import executed
+
+    notebooks = sorted((smoke["root"] / "reports" / "executed").glob("*.ipynb"))
+    assert len(notebooks) >= len(NOTEBOOKS), [p.name for p in notebooks]
+    for path in notebooks:
+        text = path.read_text()
+        assert executed.problems(json.loads(text)) == [], path.name
+        for stamp in ('"start_time"', '"end_time"', '"duration"', '"iopub.execute_input"'):
+            assert stamp not in text, (path.name, stamp)
+    lock = yaml.safe_load((smoke["root"] / "dvc.lock").read_text())
+    declared = {o["path"] for stage in lock["stages"].values() for o in stage.get("outs", [])}
+    assert {f"reports/executed/{p.name}" for p in notebooks} <= declared
+
+
+def test_notebooks_alone_leave_the_pipeline_outputs_untouched(smoke):
+    """After every notebook ran on its own (the nbval tests above), data/, models/, reports/ and docs/ hold the
+    same bytes as after the pipeline, and what the notebooks wrote is under scratch/."""
+    root = smoke["root"]
+    if not (root / "scratch" / "data" / "corpus" / "metadata.csv").exists():  # this test run alone
+        test_notebook_runs_under_nbval(smoke, "01_data.ipynb")
+    after = _snapshot(root)
+    changed = sorted(k for k in set(after) | set(smoke["outputs"]) if after.get(k) != smoke["outputs"].get(k))
+    assert not changed, changed[:20]
+    assert (root / "scratch" / "data" / "corpus" / "metadata.csv").exists()
+    status = subprocess.run([str(BIN / "dvc"), "status"], cwd=root, env=_env(root), capture_output=True, text=True)
+    assert status.returncode == 0 and "changed" not in status.stdout, status.stdout

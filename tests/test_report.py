@@ -67,3 +67,25 @@ def test_results_markdown_has_the_tables_and_no_date_or_timing():
     assert "panako" in md.lower() and "triplets" in md
     assert not re.search(r"\d{4}-\d{2}-\d{2}", md), "a date in the README section"
     assert "x real time" not in md and "query ms" not in md
+
+
+def test_sync_readme_copies_the_results_section_and_check_reports_a_stale_one(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "results.md").write_text("## Results\n\n| samaf | 0.7 |\n\n![headline](figures/headline.png)\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Study\n\nintro\n\n{report.START}\nold numbers\n{report.END}\n\nafter\n")
+    assert report.sync_readme(tmp_path, check=True) is False  # stale, and --check leaves it alone
+    assert "old numbers" in readme.read_text()
+    assert report.sync_readme(tmp_path) is False
+    text = readme.read_text()
+    assert "](docs/figures/headline.png)" in text and "old numbers" not in text
+    assert text.startswith("# Study\n\nintro") and text.rstrip().endswith("after")
+    assert report.sync_readme(tmp_path, check=True) is True
+
+
+def test_committed_readme_holds_the_committed_results_section():
+    """The README's results section is docs/results.md as the report stage wrote it (`make repro` copies it)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert report.sync_readme(root, check=True), "README.md is stale: run `python -m samaf_lib.report readme`"

@@ -40,9 +40,9 @@ import numpy as np
 import pandas as pd
 from scipy import fft as sp_fft
 from scipy import signal
-from tqdm.auto import tqdm
 
 from ..audio import AudioError, check_audio, peak_normalise, resample, rms, write_audio
+from ..progress import bar
 from .espeak import FEMALE_VARIANTS, MALE_VARIANTS, EspeakError, synthesize
 from .splits import COLUMNS
 from .text import sentence
@@ -404,7 +404,7 @@ def build_synthvox(out_dir: str | os.PathLike, n_speakers: int, utterances_per_s
     out_dir = Path(out_dir)
     rows, rejected = [], []
     jobs = [(s, u) for s in range(n_speakers) for u in range(utterances_per_speaker)]
-    for s, u in tqdm(jobs, desc="synthvox", unit="utt", disable=not progress):
+    for s, u in bar(jobs, desc="synthvox", unit="utt", enabled=progress):
         voice = speakers[s]
         uid = f"{voice.speaker_id}_{u + 1:03d}"
         rel = f"wav/{voice.speaker_id}/{uid}.wav"
