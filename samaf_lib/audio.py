@@ -22,6 +22,12 @@ import numpy as np
 DEFAULT_SR = 16000
 #: RMS below this (about -80 dBFS) counts as silence.
 SILENCE_RMS = 1e-4
+#: Sample rates a file may declare (Hz). Real recordings lie far inside; a rate outside is a corrupt or crafted
+#: header, and converting it would cost memory and time out of all proportion to the file (a 1-Hz file becomes
+#: 16,000 times longer at 16 kHz; a prime rate of 10^8 Hz needs a resampling filter of billions of taps).
+MIN_FILE_SR, MAX_FILE_SR = 4000, 384000
+#: Channels a file may declare.
+MAX_CHANNELS = 64
 
 
 class AudioError(ValueError):
@@ -76,6 +82,17 @@ def load_audio_native(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise AudioError(f"{p}: the file is empty (0 bytes); re-export or remove it")
     import soundfile as sf
 
+    try:
+        info = sf.info(str(p))
+    except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError for bad files
+        raise AudioError(f"{p}: cannot be read as audio ({e}); is it corrupt or in an unsupported format?") from e
+    if not MIN_FILE_SR <= info.samplerate <= MAX_FILE_SR:
+        raise AudioError(f"{p}: its header declares a sample rate of {info.samplerate:,} Hz, outside the "
+                         f"{MIN_FILE_SR:,}-{MAX_FILE_SR:,} Hz this study reads; the header is probably corrupt: "
+                         "re-export the file at a standard rate (for example 16, 44.1 or 48 kHz)")
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise AudioError(f"{p}: its header declares {info.channels} channels (at most {MAX_CHANNELS} are read); "
+                         "the header is probably corrupt: re-export the file")
     try:
         audio, file_sr = sf.read(str(p), dtype="float32", always_2d=False)
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError for bad files

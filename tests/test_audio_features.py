@@ -36,6 +36,34 @@ def test_bad_files_name_the_file(tmp_path, content, match):
     assert "bad.wav" in str(e.value)
 
 
+def _wav_declaring(path, rate: int, channels: int = 1, seconds: float = 1.0) -> None:
+    """A PCM-16 WAV whose header declares ``rate`` and ``channels``, with 16,000 frames of a tone in it."""
+    import struct
+
+    samples = (tone(seconds) * 32767).astype("<i2")
+    data = np.repeat(samples[:, None], channels, axis=1).tobytes()
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, (rate * 2 * channels) & 0xFFFFFFFF, 2 * channels, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+@pytest.mark.parametrize("rate", [1, 100, 125_000_003, 2**31 - 1])
+def test_absurd_sample_rate_is_refused_before_any_conversion(tmp_path, rate):
+    """A header's rate far outside real recordings would make resampling take gigabytes or minutes."""
+    p = tmp_path / "bomb.wav"
+    _wav_declaring(p, rate)
+    with pytest.raises(AudioError, match="sample rate") as e:
+        load_audio(p)
+    assert "bomb.wav" in str(e.value) and "re-export" in str(e.value)
+
+
+def test_usual_rates_still_read(tmp_path):
+    for rate in (8000, 22050, 44100, 48000, 96000):
+        p = tmp_path / f"r{rate}.wav"
+        _wav_declaring(p, rate)
+        assert abs(len(load_audio(p, SR)) - 16000 * SR / rate) <= 1
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(AudioError, match="no such file"):
         load_audio(tmp_path / "nope.wav")
