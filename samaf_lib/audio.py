@@ -15,6 +15,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,8 @@ SILENCE_RMS = 1e-4
 MIN_FILE_SR, MAX_FILE_SR = 4000, 384000
 #: Channels a file may declare.
 MAX_CHANNELS = 64
+#: Largest sample magnitude accepted: float audio lies in [-1, 1]; far beyond is integer PCM read as float.
+MAX_PEAK = 1000.0
 
 
 class AudioError(ValueError):
@@ -82,8 +85,13 @@ def load_audio_native(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise AudioError(f"{p}: the file is empty (0 bytes); re-export or remove it")
     import soundfile as sf
 
+    target: Any = str(p)
     try:
-        info = sf.info(str(p))
+        target.encode(sys.getfilesystemencoding())
+    except UnicodeEncodeError:  # a name that is not valid in the file system's encoding: read it through Python
+        target = p
+    try:
+        info = sf.info(_open_binary(target))
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError for bad files
         raise AudioError(f"{p}: cannot be read as audio ({e}); is it corrupt or in an unsupported format?") from e
     if not MIN_FILE_SR <= info.samplerate <= MAX_FILE_SR:
@@ -94,7 +102,7 @@ def load_audio_native(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise AudioError(f"{p}: its header declares {info.channels} channels (at most {MAX_CHANNELS} are read); "
                          "the header is probably corrupt: re-export the file")
     try:
-        audio, file_sr = sf.read(str(p), dtype="float32", always_2d=False)
+        audio, file_sr = sf.read(_open_binary(target), dtype="float32", always_2d=False)
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError for bad files
         raise AudioError(f"{p}: cannot be read as audio ({e}); is it corrupt or in an unsupported format?") from e
     if audio.size == 0:
@@ -102,6 +110,15 @@ def load_audio_native(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     if audio.ndim == 2 and audio.shape[1] == 1:
         audio = audio[:, 0]
     return np.ascontiguousarray(audio), int(file_sr)
+
+
+def _open_binary(target: str | Path) -> Any:
+    """What soundfile opens: a path string as it is, a :class:`Path` (undecodable name) as an open file object."""
+    if isinstance(target, str):
+        return target
+    import io
+
+    return io.BytesIO(target.read_bytes())
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:
@@ -302,6 +319,16 @@ def rms(audio: np.ndarray) -> float:
     return float(np.sqrt(np.mean(a * a))) if a.size else 0.0
 
 
+def check_rate(sr: Any, name: str = "audio") -> int:
+    """``sr`` if it is a sample rate this study can work with: an integer (not a bool) in
+    [:data:`MIN_FILE_SR`, :data:`MAX_FILE_SR`]; else :class:`AudioError` naming ``name`` and the range."""
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)):
+        raise AudioError(f"{name}: sample rate must be an integer number of Hz, got {sr!r}")
+    if not MIN_FILE_SR <= sr <= MAX_FILE_SR:
+        raise AudioError(f"{name}: sample rate {sr} Hz is outside {MIN_FILE_SR}-{MAX_FILE_SR} Hz")
+    return int(sr)
+
+
 def check_audio(audio: np.ndarray, sr: int, name: str = "audio", min_duration_s: float = 1.0,
                 allow_silence: bool = False, expected_sr: int | None = None) -> np.ndarray:
     """Validate a clip before features or fingerprints are computed from it.
@@ -331,8 +358,7 @@ def check_audio(audio: np.ndarray, sr: int, name: str = "audio", min_duration_s:
         Not 1-D (stereo), empty, NaN or infinite samples, wrong rate, shorter than ``min_duration_s``, or silent.
     """
     a = np.asarray(audio)
-    if not isinstance(sr, (int, np.integer)) or sr <= 0:
-        raise AudioError(f"{name}: sample rate must be a positive integer, got {sr!r}")
+    check_rate(sr, name)
     if expected_sr is not None and sr != expected_sr:
         raise AudioError(f"{name}: sample rate {sr} Hz, expected {expected_sr} Hz; resample it first")
     if a.ndim != 1:
@@ -341,12 +367,18 @@ def check_audio(audio: np.ndarray, sr: int, name: str = "audio", min_duration_s:
         raise AudioError(f"{name}: empty audio (0 samples)")
     if not np.all(np.isfinite(a)):
         raise AudioError(f"{name}: holds NaN or infinite samples; clean the signal first")
+    peak = float(np.max(np.abs(a)))
+    if peak > MAX_PEAK:
+        raise AudioError(f"{name}: samples reach {peak:.3g}, where audio is expected in [-1, 1]; integer PCM "
+                         "passed as float? Divide by the format's full scale (32768 for 16-bit) first")
     dur = a.size / sr
     if dur + 1e-9 < min_duration_s:
         raise AudioError(f"{name}: {dur:.3f} s long, shorter than the {min_duration_s:g} s needed; "
                          "use a longer clip")
     if not allow_silence and rms(a) < SILENCE_RMS:
         raise AudioError(f"{name}: is silent (RMS {rms(a):.2e}); nothing to fingerprint")
+    if not allow_silence and rms(a - np.mean(a, dtype=np.float64)) < SILENCE_RMS:
+        raise AudioError(f"{name}: is a constant signal (DC only, no sound); nothing to fingerprint")
     return a.astype(np.float32, copy=False)
 
 

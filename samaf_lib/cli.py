@@ -27,8 +27,11 @@ database's metadata without torch (:meth:`samaf_lib.systems.samaf.SAMAFSystem.re
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -81,29 +84,98 @@ def find_audio(root: str | os.PathLike, exclude: Sequence[str | os.PathLike] = (
     root = Path(root)
     skip = {Path(p).resolve() for p in exclude}
     out: list[Path] = []
-    for folder, dirs, names in os.walk(root):
+    for folder, dirs, names in os.walk(root, onerror=_record_walk_error):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for n in names:
             p = Path(folder) / n
-            if n.startswith(".") or p.suffix.lower() not in AUDIO_SUFFIXES or p.resolve() in skip:
+            if n.startswith(".") or p.suffix.lower() not in AUDIO_SUFFIXES:
                 continue
+            try:
+                if p.resolve() in skip:
+                    continue
+            except (OSError, RuntimeError):  # a symbolic-link loop: kept, and skipped with its reason when read
+                pass
             out.append(p)
     return sorted(out, key=lambda p: p.relative_to(root).as_posix())
 
 
-def _file_state(path: Path) -> dict[str, int]:
+#: Folders ``os.walk`` could not list during the last :func:`find_audio` (path, reason), reported by ``index``.
+UNREADABLE_FOLDERS: list[tuple[str, str]] = []
+
+
+def _record_walk_error(error: OSError) -> None:
+    UNREADABLE_FOLDERS.append((str(error.filename), _os_reason(error)))
+
+
+def _os_reason(error: OSError) -> str:
+    """An operating-system error in words: what is wrong with the file, without the errno jargon."""
+    import errno
+
+    words = {errno.EACCES: "permission denied: the file cannot be read by this user",
+             errno.EPERM: "permission denied: the file cannot be read by this user",
+             errno.ENOENT: "no such file (a symbolic link to a file that does not exist?)",
+             errno.ELOOP: "a loop of symbolic links",
+             errno.EISDIR: "a folder, not a file"}
+    return words.get(error.errno, error.strerror or str(error))
+
+
+def _file_state(path: Path) -> dict[str, Any]:
+    """What ``index`` records of a file: where it is, its size and modification time (OSError when unreadable)."""
     st = path.stat()
-    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+    if not stat.S_ISREG(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
+    return {"source": _display(path.resolve()), "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
 
 
-def _decode(path: str) -> tuple[Any, str | None]:
-    """``(audio float32 (n,) at LOAD_SR, None)`` or ``(None, reason)``; runs in worker processes too."""
+def _display(path: str | os.PathLike) -> str:
+    """A path as text that can always be printed and stored (undecodable bytes of a name shown as escapes)."""
+    return os.fsdecode(os.fspath(path)).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def content_hash(path: str | os.PathLike) -> str:
+    """BLAKE2b (128-bit) of the file's bytes: what ``index`` records to know a file by its content."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _decode(path: str, digest: bool = True) -> tuple[Any, str | None, str | None]:
+    """``(audio float32 (n,) at LOAD_SR, None, content hash or None)`` or ``(None, reason, None)``; runs in worker
+    processes too. The reason says in words what is wrong with the file."""
     from .audio import AudioError, load_audio
 
     try:
-        return load_audio(path, sr=LOAD_SR, mono=True), None
+        digest = content_hash(path) if digest else None
+    except OSError as e:
+        return None, _os_reason(e), None
+    try:
+        return load_audio(path, sr=LOAD_SR, mono=True), None, digest
     except AudioError as e:
-        return None, _reason(str(e), path)
+        return None, _plain_reason(_reason(str(e), path)), None
+    except MemoryError:
+        return None, "too large to decode in the memory available", None
+
+
+#: libsndfile's messages, in words a user understands.
+_SNDFILE_WORDS = {
+    "File does not exist or is not a regular file (possibly a pipe?)":
+        "not audio in a format this toolkit reads (wav, flac, ogg, mp3), or its data is corrupt",
+    "Format not recognised.": "not audio in a format this toolkit reads (wav, flac, ogg, mp3)",
+    "System error.": "the file could not be read (permission denied, or a read error of the disk)",
+    "Supported file format but file is malformed.": "a known audio format, but the file is damaged or truncated",
+    "Unspecified internal error.": "the file's audio data is damaged",
+}
+
+
+def _plain_reason(reason: str) -> str:
+    for jargon, words in _SNDFILE_WORDS.items():
+        if jargon in reason:
+            return f"cannot be read as audio: {words}"
+    return reason
 
 
 def _reason(message: str, *names: str) -> str:
@@ -136,6 +208,10 @@ def read_manifest(db: str | os.PathLike) -> dict | None:
                        "from the database")
     m.setdefault("files", {})
     m.setdefault("skipped", {})
+    for key in ("files", "skipped"):
+        if not isinstance(m[key], dict) or not all(isinstance(v, dict) for v in m[key].values()):
+            raise CLIError(f"{p}: its {key!r} is not a mapping of file names to records (damaged?); delete the "
+                           "manifest to rebuild it from the database")
     return m
 
 
@@ -203,10 +279,26 @@ def create_system(name: str, params: dict[str, Any], model: str | None) -> tuple
         model_path = str(ckpt)
     elif model is not None:
         raise CLIError(f"--model applies to --system samaf only, not {name}")
+    _check_param_names(name, params)
     try:
         return systems.get(name, **kwargs), model_path
     except (TypeError, ValueError, FileNotFoundError) as e:
         raise CLIError(f"cannot create a {name} database: {e}") from e
+
+
+def _check_param_names(name: str, params: dict[str, Any]) -> None:
+    """CLIError naming the unknown keys and the valid ones, before the system is built."""
+    import inspect
+
+    from . import systems
+
+    cls = systems.system_class(name)
+    accepted = [k for k, prm in inspect.signature(cls.__init__).parameters.items()
+                if k not in ("self", "checkpoint") and prm.kind in (prm.POSITIONAL_OR_KEYWORD, prm.KEYWORD_ONLY)]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise CLIError(f"--param {', '.join(unknown)}: not a parameter of {name}; its parameters are "
+                       f"{', '.join(accepted)}")
 
 
 def detect_system(db: Path) -> str:
@@ -335,6 +427,17 @@ def _open_for_index(args: argparse.Namespace, db: Path) -> tuple[Any, dict, bool
     if not args.system:
         raise CLIError(f"--db {db} does not exist yet: say which system builds it with --system "
                        f"{{{','.join(_SYSTEMS)}}}")
+    man = manifest_path(db)
+    if man.exists():  # never overwrite a file that is not ours, nor the manifest of a database that went missing
+        try:
+            ours = read_manifest(db) is not None
+        except CLIError:
+            ours = False
+        if ours:
+            raise CLIError(f"--db {db}: the database file is missing but its manifest {man} is there: was the "
+                           "database moved or deleted? Restore it, or delete the manifest to start a new database")
+        raise CLIError(f"--db {db}: {man} exists and is not a samaf manifest; refusing to overwrite it: choose "
+                       "another --db")
     system, model_path = create_system(args.system, params, args.model)
     return system, _new_manifest(system, model_path), True
 
@@ -372,37 +475,147 @@ def _decoded(paths: list[Path], jobs: int, compiled_resampler: bool = False
             yield (p, *fut.result())
 
 
+#: The most decoding processes ``index`` starts.
+MAX_JOBS = 64
+
+
+@contextlib.contextmanager
+def database_lock(db: Path, wait: bool = False) -> Iterator[Path]:
+    """Hold the exclusive write lock of database ``db`` (the file ``<db>.lock``, locked with ``flock``).
+
+    One writer at a time: a second ``samaf index`` on the same ``--db`` fails at once with a clear message, or with
+    ``wait`` waits for the first to finish. Readers take no lock: every save replaces the database and then its
+    manifest atomically, so a reader sees a complete file, old or new. The lock is released by the operating
+    system when the process ends, however it ends (no stale lock after a crash)."""
+    lock = Path(str(db) + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock (documented)
+        yield lock
+        return
+    fh = open(lock, "a+")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise CLIError(f"--db {db}: another `samaf index` is writing this database (it holds {lock}); wait for "
+                           "it to finish, or run with --wait to queue behind it") from None
+        yield lock
+    finally:
+        fh.close()
+
+
+def _clean_orphans(db: Path) -> list[Path]:
+    """Remove temporary files that an interrupted save of ``db`` or its manifest left (call with the lock held)."""
+    removed = []
+    for pattern in (f".{db.name}.*.tmp*", f".{manifest_path(db).name}.*.tmp*"):
+        for tmp in db.parent.glob(pattern):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+class _StopRequest:
+    """Ctrl-C, SIGTERM and SIGHUP ask ``index`` to stop after the file it is on; the work done is then saved.
+
+    The handlers only set :attr:`requested`: a file is never half-added to the database, and a second Ctrl-C or a
+    SIGTERM during the save cannot cut it short. (SIGKILL cannot be caught: what it keeps is what the last save
+    wrote, every ``--save-every`` files.)"""
+
+    def __init__(self) -> None:
+        self.requested: int | None = None
+        self._previous: dict = {}
+
+    def _handler(self, signum, frame) -> None:  # noqa: ARG002
+        if self.requested is None:
+            print("samaf index: stopping after the current file; the work done so far will be saved",
+                  file=sys.stderr)
+        self.requested = signum
+
+    def __enter__(self) -> _StopRequest:
+        import signal
+
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                with contextlib.suppress(ValueError, OSError):  # not the main thread: leave the handler alone
+                    self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     """``samaf index``: fingerprint the audio files of a folder into a database (resumable)."""
-    from tqdm import tqdm
-
     root = Path(args.audio_dir)
     if not root.is_dir():
         raise CLIError(f"{root}: no such folder")
-    if args.jobs < 1:
-        raise CLIError(f"--jobs must be >= 1, got {args.jobs}")
+    if not 1 <= args.jobs <= MAX_JOBS:
+        raise CLIError(f"--jobs must be between 1 and {MAX_JOBS}, got {args.jobs} (this machine has "
+                       f"{os.cpu_count()} cores)")
     if args.save_every < 1:
         raise CLIError(f"--save-every must be >= 1, got {args.save_every}")
     db = Path(args.db)
+    for path, what in ((db, "the database"), (manifest_path(db), "its manifest")):
+        if path.exists() and not path.is_file():
+            raise CLIError(f"--db {db}: {path} ({what}) is a folder, not a file; choose another --db")
+    with database_lock(db, wait=args.wait), _StopRequest() as stop:
+        for tmp in _clean_orphans(db):
+            _warn(f"removed {tmp.name}, left by an interrupted save")
+        return _index_locked(args, root, db, stop)
+
+
+def _index_locked(args: argparse.Namespace, root: Path, db: Path, stop: _StopRequest) -> int:
+    from tqdm import tqdm
+
     system, manifest, created = _open_for_index(args, db)
-    files = find_audio(root, exclude=[db, manifest_path(db)])
+    UNREADABLE_FOLDERS.clear()
+    files = find_audio(root, exclude=[db, manifest_path(db), Path(str(db) + ".lock")])
+    for folder, reason in UNREADABLE_FOLDERS:
+        _warn(f"{_display(folder)}: folder skipped: {reason}")
+        rid = _display(Path(folder).relative_to(root).as_posix() if Path(folder) != root else ".") + "/"
+        manifest["skipped"][rid] = {"source": _display(folder), "reason": f"folder not read: {reason}"}
     if not files and created:
         raise CLIError(f"{root}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in it or below it", code=1)
     dirs = manifest.setdefault("audio_dirs", [])
-    if str(root.resolve()) not in dirs:
-        dirs.append(str(root.resolve()))
+    if _display(root.resolve()) not in dirs:
+        dirs.append(_display(root.resolve()))
 
-    todo, n_present, n_changed, n_skipped_before = [], 0, 0, 0
+    todo, n_present, n_changed, n_skipped_before, n_clash = [], 0, 0, 0, 0
+    unreadable: list[tuple[str, str]] = []
     for p in files:
-        rid = p.relative_to(root).as_posix()
-        state = _file_state(p)
+        if stop.requested:
+            print("samaf index: stopped before indexing began; nothing was changed", file=sys.stderr)
+            return 130
+        rid = _display(p.relative_to(root).as_posix())
+        try:
+            state = _file_state(p)
+        except (OSError, RuntimeError) as e:  # dangling link, link loop, vanished or unreadable file
+            reason = _os_reason(e) if isinstance(e, OSError) else "a loop of symbolic links"
+            unreadable.append((rid, reason))
+            continue
         if rid in system:
-            n_present += 1
             old = manifest["files"].get(rid, {})
+            if old.get("source") and old["source"] != state["source"]:
+                n_clash += 1
+                _warn(f"{state['source']}: not indexed: the database already has a reference named {rid!r}, from "
+                      f"{old['source']}; give each folder its own --db, or rename one of the files")
+                continue
+            n_present += 1
             if old.get("size") is not None and (old["size"], old["mtime_ns"]) != (state["size"], state["mtime_ns"]):
                 n_changed += 1
                 _warn(f"{rid}: changed since it was indexed; kept its old fingerprints (a system cannot remove a "
                       "reference): build a new database to pick up the change")
+            elif args.verify and old.get("blake2b") and content_hash(p) != old["blake2b"]:
+                n_changed += 1
+                _warn(f"{rid}: its content differs from what was indexed (same size and time); kept its old "
+                      "fingerprints: build a new database to pick up the change")
             continue
         old_skip = manifest["skipped"].get(rid)
         if old_skip and not args.retry_skipped and (old_skip.get("size"), old_skip.get("mtime_ns")) == (
@@ -413,6 +626,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     added, skipped = 0, 0
     dirty = created
+    for rid, reason in unreadable:
+        manifest["skipped"][rid] = {"reason": reason}
+        _warn(f"skipped {rid}: {reason}")
+        skipped += 1
+        dirty = True
     since_save, last_save = 0, time.monotonic()
     bar = tqdm(total=len(todo), unit="file", desc=f"index [{system.name}]", disable=True if args.quiet else None,
                file=sys.stderr, dynamic_ncols=True)
@@ -425,7 +643,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         previous = prefer_compiled_resampler(True)
     decoded = _decoded([p for p, _, _ in todo], args.jobs, compiled)
     try:
-        for (p, rid, state), (_, audio, reason) in zip(todo, decoded):
+        for (p, rid, state), (_, audio, reason, digest) in zip(todo, decoded):
             if reason is None:
                 try:
                     system.add(rid, audio, LOAD_SR)
@@ -433,7 +651,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                     kind = "" if isinstance(e, ValueError) else f"{type(e).__name__}: "
                     reason = kind + _reason(str(e), rid, str(p))
             if reason is None:
-                manifest["files"][rid] = {**state, "seconds": round(audio.size / LOAD_SR, 3)}
+                manifest["files"][rid] = {**state, "blake2b": digest, "seconds": round(audio.size / LOAD_SR, 3)}
                 manifest["skipped"].pop(rid, None)
                 added += 1
             else:
@@ -443,10 +661,13 @@ def cmd_index(args: argparse.Namespace) -> int:
             dirty = True
             since_save += 1
             bar.update(1)
+            if stop.requested:
+                interrupted = True
+                break
             if since_save >= args.save_every or time.monotonic() - last_save >= SAVE_SECONDS:
                 save_database(system, db, manifest)
                 since_save, last_save, dirty = 0, time.monotonic(), False
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a signal handler of someone else's (not the main thread)
         interrupted = True
     finally:
         decoded.close()
@@ -454,6 +675,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         if compiled:
             prefer_compiled_resampler(previous)
     if dirty or not manifest_path(db).exists():
+        if interrupted:
+            print("samaf index: saving the work done so far", file=sys.stderr)
         save_database(system, db, manifest)
     total = len(system)
     parts = [f"{added} file(s) added", f"{skipped} skipped", f"{n_present} already indexed"]
@@ -461,6 +684,13 @@ def cmd_index(args: argparse.Namespace) -> int:
         parts.append(f"{n_skipped_before} skipped before and unchanged (--retry-skipped retries them)")
     if n_changed:
         parts.append(f"{n_changed} changed since indexed")
+    if n_clash:
+        parts.append(f"{n_clash} not indexed: their names are taken by other files")
+    missing = [rid for rid, entry in manifest["files"].items()
+               if entry.get("source") and Path(entry["source"]).parent.is_relative_to(root.resolve())
+               and not Path(entry["source"]).exists()]
+    if missing:
+        parts.append(f"{len(missing)} indexed file(s) no longer in the folder (listed by `samaf info`)")
     msg = f"{db} [{system.name}]: {', '.join(parts)}; {total} reference(s) in the database"
     if interrupted:
         print(f"samaf index: interrupted; {msg}. Run the same command again to go on.", file=sys.stderr)
@@ -498,7 +728,7 @@ def identify_file(system: Any, path: Path, min_seconds: float = 1.0) -> dict[str
     from .audio import AudioError, check_audio
 
     out: dict[str, Any] = {"file": str(path), "ref_id": None, "offset_s": None, "score": None, "error": None}
-    audio, reason = _decode(str(path))
+    audio, reason, _ = _decode(str(path), digest=False)
     if reason is None:
         try:
             check_audio(audio, LOAD_SR, name=str(path), min_duration_s=min_seconds)
@@ -639,6 +869,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"save the database every N files (and at least every {SAVE_SECONDS:g} s); default 50")
     p.add_argument("--retry-skipped", action="store_true",
                    help="try again the files skipped by an earlier run even if they have not changed")
+    p.add_argument("--wait", action="store_true",
+                   help="when another `samaf index` is writing this --db, wait for it instead of stopping")
+    p.add_argument("--verify", action="store_true",
+                   help="read every indexed file again and compare its content hash with the one recorded")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_index)
 
@@ -670,6 +904,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``samaf`` command with ``argv`` (default ``sys.argv[1:]``) and return its exit status."""
+    for stream in (sys.stdout, sys.stderr):  # file names that are not valid UTF-8 are printed with escapes
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -29,8 +29,18 @@ def get(name: str, **params) -> Fingerprinter:
 
 
 def load(name: str, path) -> Fingerprinter:
-    """Open a database of system ``name`` saved at ``path``."""
-    return system_class(name).load(path)
+    """Open a database of system ``name`` saved at ``path``.
+
+    A damaged or foreign file raises ``ValueError`` naming ``path`` (whatever the format's own reader raised), a
+    missing one ``FileNotFoundError``."""
+    import sqlite3
+    import zipfile
+
+    try:
+        return system_class(name).load(path)
+    except (zipfile.BadZipFile, EOFError, KeyError, IndexError, sqlite3.Error, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a readable {name} database (damaged or truncated? {type(e).__name__}: "
+                         f"{e})") from e
 
 
 __all__ = ["Fingerprinter", "Match", "NO_MATCH", "SYSTEMS", "get", "load", "system_class"]

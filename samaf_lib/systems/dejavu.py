@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import AudioError, check_audio, resample
+from ..audio import AudioError, check_audio, check_rate, resample
 from ..io import atomic_path
 from .base import NO_MATCH, Match
 
@@ -325,12 +325,12 @@ class Dejavu:
         min_dt = _int_param("min_hash_time_delta", min_hash_time_delta, 0)
         self.params: dict[str, Any] = {
             "n_fft": n_fft,
-            "overlap_ratio": _float_param("overlap_ratio", overlap_ratio, 0.0, 1.0, hi_open=True),
-            "fan_value": _int_param("fan_value", fan_value, 1),
+            "overlap_ratio": _float_param("overlap_ratio", overlap_ratio, 0.0, 0.95),
+            "fan_value": _int_param("fan_value", fan_value, 1, 100),
             "amp_min": _float_param("amp_min", amp_min),
-            "neighborhood_size": _int_param("neighborhood_size", neighborhood_size, 1),
+            "neighborhood_size": _int_param("neighborhood_size", neighborhood_size, 1, 100),
             "min_hash_time_delta": min_dt,
-            "max_hash_time_delta": _int_param("max_hash_time_delta", max_hash_time_delta, min_dt),
+            "max_hash_time_delta": _int_param("max_hash_time_delta", max_hash_time_delta, min_dt, 10000),
             "fingerprint_reduction": reduction,
             "min_score": _float_param("min_score", min_score, 0.0),
         }
@@ -363,6 +363,7 @@ class Dejavu:
             raise ValueError(f"ref_id must be a non-empty string, got {ref_id!r}")
         if ref_id in self._refs:
             raise ValueError(f"reference {ref_id!r} is already in the database; use another ref_id")
+        check_rate(sr, f"reference {ref_id!r}")
         a = check_audio(audio, sr, name=f"reference {ref_id!r}", min_duration_s=self.params["n_fft"] / sr)
         samples = to_int16_scale(a)
         hashes, anchors = self._hashes(samples, int(sr))
@@ -541,6 +542,7 @@ class Dejavu:
             check = mem.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+            _check_schema(mem)
             params = _read_meta(mem)
             system = cls(**params)
             system._con.close()
@@ -630,6 +632,18 @@ def _new_database(params: dict[str, Any]) -> sqlite3.Connection:
                         [("system", "dejavu"), ("format_version", str(FORMAT_VERSION)),
                          ("params", json.dumps(params, sort_keys=True))])
     return con
+
+
+def _check_schema(con: sqlite3.Connection) -> None:
+    """Refuse a database holding objects Dejavu never creates (a trigger could delete or alter what ``add``
+    writes while reporting success; a view or another table is not ours to carry along)."""
+    objects = "SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+    expected = {r[0] for r in _new_database({}).execute(objects)}
+    found = {r[0] for r in con.execute(objects)}
+    foreign = sorted(found - expected)
+    if foreign:
+        raise sqlite3.DatabaseError(f"it holds objects Dejavu does not create ({', '.join(foreign)}); refusing to "
+                                    "open it")
 
 
 def _read_meta(con: sqlite3.Connection) -> dict[str, Any]:

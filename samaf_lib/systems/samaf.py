@@ -161,17 +161,17 @@ class SAMAFSystem:
                  db_hop_s: float = 0.25, query_hop_s: float = 0.1, k: int = 10, max_distance: int | None = None,
                  min_score: float = 0.1, verify: int = 5, device: str = "cpu", batch_size: int = 512,
                  index: str = "flat") -> None:
-        _check_int("bits", bits, 8, None)
+        _check_int("bits", bits, 8, 1024)
         if bits % 8:
             raise ValueError(f"bits must be a multiple of 8, got {bits}")
         _check_float("db_hop_s", db_hop_s, 0.0, 10.0, low_open=True)
         _check_float("query_hop_s", query_hop_s, 0.0, 10.0, low_open=True)
-        _check_int("k", k, 1, None)
+        _check_int("k", k, 1, 1000)
         if max_distance is not None:
             _check_int("max_distance", max_distance, 0, bits)
         _check_float("min_score", min_score, 0.0, 1.0)
-        _check_int("verify", verify, 0, None)
-        _check_int("batch_size", batch_size, 1, None)
+        _check_int("verify", verify, 0, 1000)
+        _check_int("batch_size", batch_size, 1, 1 << 16)
         if not isinstance(device, str) or not (device in ("cpu", "cuda", "auto") or device.startswith("cuda:")):
             raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
         if index not in INDEX_KINDS:
