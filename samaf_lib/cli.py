@@ -8,9 +8,11 @@ Three subcommands, each working with any of the study's systems (``samaf``, ``de
     samaf info --db music.rafs
 
 A database is two files: the system's own saved file at ``PATH`` and a manifest ``PATH.json`` beside it (the
-system's name and parameters, the model file for SAMAF, every indexed file with its size and modification time,
-and every skipped file with the reason). Both are written atomically, and ``index`` saves every ``--save-every``
-files or 60 s, so an interrupted run loses little; running ``index`` again adds only the files not yet indexed.
+system's name and parameters, the model file for SAMAF, every indexed file with its source path, size,
+modification time and BLAKE2b, and every skipped file with the reason). Both are written atomically, and ``index``
+saves every ``--save-every`` files or 60 s; running ``index`` again adds only the files not yet indexed. ``index``
+holds an exclusive lock (``PATH.lock``) while it writes, and Ctrl-C, SIGTERM or SIGHUP make it finish the current
+file and save before it exits (README, "What samaf index guarantees").
 
 Audio is read with :func:`samaf_lib.audio.load_audio` (wav, flac, mp3, ogg), averaged to mono and resampled to
 16 kHz before it reaches a system, so every system sees the same signal whatever the files' rates.
