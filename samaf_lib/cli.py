@@ -266,6 +266,11 @@ def create_system(name: str, params: dict[str, Any], model: str | None) -> tuple
     """
     from . import systems
 
+    _check_param_names(name, params)
+    if name == "samaf" and params.get("index") == "ivf":
+        raise CLIError("--param index=ivf: an IVF index is trained on the codes of its first add and needs at least "
+                       "256 windows there, but `samaf index` adds one file at a time; use index=flat (exact, the "
+                       "default) or index=hash, or build an IVF index from Python with one add of many files")
     kwargs = dict(params)
     model_path = None
     if name == "samaf":
@@ -281,7 +286,6 @@ def create_system(name: str, params: dict[str, Any], model: str | None) -> tuple
         model_path = str(ckpt)
     elif model is not None:
         raise CLIError(f"--model applies to --system samaf only, not {name}")
-    _check_param_names(name, params)
     try:
         return systems.get(name, **kwargs), model_path
     except (TypeError, ValueError, FileNotFoundError) as e:
