@@ -7,7 +7,7 @@ KERNEL := samaf-study
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup repro repro-full smoke test test-unit test-notebooks lab bench strip clean-venv
+.PHONY: setup repro repro-full exp-show smoke test test-unit test-notebooks lab bench strip clean-venv
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ repro: $(STAMP)
 ## the whole SAMAF ablation grid (docs/samaf.md) as a DVC experiment: `dvc exp show` compares it with the default
 repro-full: $(STAMP)
 	$(BIN)/dvc exp run --set-param ablation.profile=full
+
+## experiments beside the committed run, readable: the parameters and headline metrics that differ (F1 left out)
+exp-show: $(STAMP)
+	$(BIN)/dvc exp show --no-pager --md --only-changed --drop '.*\.f1'
 
 ## the whole test suite: unit tests, notebooks under nbval, a smoke `dvc repro`
 test: $(STAMP)
