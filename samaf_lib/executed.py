@@ -27,16 +27,43 @@ _PROGRESS = re.compile(r"\d+%\|")
 
 
 def clean_notebook(nb: dict) -> dict:
-    """``nb`` without run times: papermill's start, end and duration, and the kernel's execution timestamps."""
+    """``nb`` without what differs from run to run of the same code on the same data.
+
+    * run times: papermill's start, end and duration, and the kernel's execution timestamps;
+    * cell ids: papermill gives the cell it injects (and any cell without one) a random id; every cell gets an id
+      made from its position and source instead;
+    * how output was chunked: consecutive pieces of one stream (stdout or stderr) are joined, because the kernel
+      sends a print as one message or several depending on timing.
+    """
+    import hashlib
+
     run = nb.get("metadata", {}).get("papermill")
     if isinstance(run, dict):
         for key in _RUN_KEYS:
             run.pop(key, None)
-    for cell in nb.get("cells", []):
+    for i, cell in enumerate(nb.get("cells", [])):
         meta = cell.get("metadata", {})
         meta.pop("papermill", None)
         meta.pop("execution", None)
+        source = "".join(cell.get("source", ""))
+        cell["id"] = f"c{i:03d}-{hashlib.blake2b(source.encode(), digest_size=4).hexdigest()}"
+        if "outputs" in cell:
+            cell["outputs"] = _coalesce_streams(cell["outputs"])
     return nb
+
+
+def _coalesce_streams(outputs: list[dict]) -> list[dict]:
+    merged: list[dict] = []
+    for out in outputs:
+        if (out.get("output_type") == "stream" and merged and merged[-1].get("output_type") == "stream"
+                and merged[-1].get("name") == out.get("name")):
+            text = "".join(merged[-1]["text"]) + "".join(out.get("text", ""))
+            merged[-1] = {**merged[-1], "text": text.splitlines(keepends=True)}
+        elif out.get("output_type") == "stream":
+            merged.append({**out, "text": "".join(out.get("text", "")).splitlines(keepends=True)})
+        else:
+            merged.append(out)
+    return merged
 
 
 def clean(path: str | os.PathLike) -> None:

@@ -51,3 +51,17 @@ def test_check_command_exit_status(tmp_path, capsys):
     assert executed.main(["check", str(good), str(bad)]) == 1
     assert "bad.ipynb" in capsys.readouterr().out
     assert executed.main(["nothing"]) == 2
+
+
+def test_clean_makes_ids_and_stream_chunks_the_same_on_every_run():
+    first = _nb([{"output_type": "stream", "name": "stdout", "text": ["a\n"]},
+                 {"output_type": "stream", "name": "stdout", "text": ["b\n", "c"]}])
+    second = _nb([{"output_type": "stream", "name": "stdout", "text": ["a\nb\nc"]}])
+    first["cells"][0]["id"], second["cells"][0]["id"] = "1f66cbb3", "9554098e"  # papermill's random ids
+    a, b = executed.clean_notebook(first), executed.clean_notebook(second)
+    assert a == b
+    assert a["cells"][0]["outputs"] == [{"output_type": "stream", "name": "stdout", "text": ["a\n", "b\n", "c"]}]
+    stderr_between = _nb([{"output_type": "stream", "name": "stdout", "text": "x\n"},
+                          {"output_type": "stream", "name": "stderr", "text": "y\n"},
+                          {"output_type": "stream", "name": "stdout", "text": "z\n"}])
+    assert len(executed.clean_notebook(stderr_between)["cells"][0]["outputs"]) == 3
