@@ -7,12 +7,14 @@ Three subcommands, each working with any of the study's systems (``samaf``, ``de
     samaf identify clip1.wav clip2.mp3 --db music.rafs [--json]
     samaf info --db music.rafs
 
-A database is two files: the system's own saved file at ``PATH`` and a manifest ``PATH.json`` beside it (the
-system's name and parameters, the model file for SAMAF, every indexed file with its source path, size,
-modification time and BLAKE2b, and every skipped file with the reason). Both are written atomically, and ``index``
-saves every ``--save-every`` files or 60 s; running ``index`` again adds only the files not yet indexed. ``index``
+A database is three files: the system's own saved file at ``PATH`` (the snapshot), a manifest ``PATH.json`` beside
+it (the system's name and parameters, the model file for SAMAF, every indexed file with its source path, size,
+modification time and BLAKE2b, and every skipped file with the reason), and the journal ``PATH.journal``
+(:mod:`samaf_lib.store`): ``index`` commits each file to the journal, in one fsynced append, as soon as it is done,
+so a kill at any moment keeps every file finished before it; the journal is folded into a new snapshot (both
+written atomically) when it outgrows it. Running ``index`` again adds only the files not yet indexed. ``index``
 holds an exclusive lock (``PATH.lock``) while it writes, and Ctrl-C, SIGTERM or SIGHUP make it finish the current
-file and save before it exits (README, "What samaf index guarantees").
+file before it exits (README, "What samaf index guarantees").
 
 Audio is read with :func:`samaf_lib.audio.load_audio` (wav, flac, mp3, ogg), averaged to mono and resampled to
 16 kHz before it reaches a system, so every system sees the same signal whatever the files' rates.
@@ -35,10 +37,11 @@ import json
 import os
 import stat
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from . import store
 
 #: File suffixes ``index`` picks up (lower-cased).
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
@@ -50,8 +53,6 @@ DEFAULT_MODEL = "models/samaf-128-mse+hash+entropy/best.pt"
 MANIFEST_FORMAT = "samaf-cli-manifest-v1"
 #: Systems, in the order :func:`detect_system` tries them on a database that lost its manifest (SAMAF last: torch).
 _SYSTEMS = ("dejavu", "rafs", "panako", "triplets", "samaf")
-#: Seconds between periodic saves while indexing.
-SAVE_SECONDS = 60.0
 #: Bytes of audio files to index from which ``index`` tells :func:`samaf_lib.audio.resample` to use scipy's
 #: compiled filter from the start (at least about 12 minutes of 44.1-kHz 16-bit mono WAV, an hour of 128-kbit/s
 #: MP3): enough resampling to repay the second that importing it takes (see :func:`samaf_lib.audio.resample`).
@@ -332,6 +333,7 @@ def open_database(db: str | os.PathLike) -> tuple[Any, dict]:
 
     db = Path(db)
     _check_database_file(db)
+    journal = _read_journal(db)  # before the snapshot: a fold in between only repeats records the snapshot has
     manifest = read_manifest(db)
     name = manifest["system"] if manifest else detect_system(db)
     try:
@@ -340,8 +342,31 @@ def open_database(db: str | os.PathLike) -> tuple[Any, dict]:
         raise CLIError(f"--db {db}: cannot open the {name} database ({e})") from e
     if manifest is None:
         manifest = _new_manifest(system, None)
+    if journal is not None:
+        _check_journal(db, journal, system)
+        try:
+            store.replay(system, manifest, journal.records)
+        except (ValueError, KeyError, TypeError) as e:
+            raise CLIError(f"--db {db}: a record of its journal {store.journal_path(db)} does not fit the "
+                           f"database ({e}); move the journal away to open the database without it") from e
     _reconcile(manifest, system.references())
     return system, manifest
+
+
+def _read_journal(db: Path) -> store.Contents | None:
+    """The journal of ``db`` (None when there is none), or CLIError naming it."""
+    try:
+        return store.read(store.journal_path(db))
+    except store.JournalError as e:
+        raise CLIError(f"--db {db}: {e}") from e
+    except OSError as e:
+        raise CLIError(f"--db {db}: cannot read its journal {store.journal_path(db)}: {_os_reason(e)}") from e
+
+
+def _check_journal(db: Path, journal: store.Contents, system: Any) -> None:
+    if (journal.system, journal.params) != (system.name, _jsonable(system.params)):
+        raise CLIError(f"--db {db}: its journal {store.journal_path(db)} belongs to a {journal.system} database "
+                       "with other parameters; it is not this database's: move it away")
 
 
 def _check_database_file(db: Path) -> None:
@@ -368,7 +393,10 @@ def describe_database(db: str | os.PathLike) -> tuple[str, dict, list[str], dict
     db = Path(db)
     _check_database_file(db)
     manifest = read_manifest(db)
-    if manifest is not None:
+    journal = _read_journal(db)
+    if manifest is not None and not any(store.iter_names(journal)):  # no reference beyond the snapshot's
+        if journal is not None:
+            store.replay(None, manifest, [r for r in journal.records if r.kind != "add"])
         name = manifest["system"]
         read_stats = getattr(systems.system_class(name), "read_stats", None)
         if read_stats is not None:
@@ -490,8 +518,9 @@ def database_lock(db: Path, wait: bool = False) -> Iterator[Path]:
     """Hold the exclusive write lock of database ``db`` (the file ``<db>.lock``, locked with ``flock``).
 
     One writer at a time: a second ``samaf index`` on the same ``--db`` fails at once with a clear message, or with
-    ``wait`` waits for the first to finish. Readers take no lock: every save replaces the database and then its
-    manifest atomically, so a reader sees a complete file, old or new. The lock is released by the operating
+    ``wait`` waits for the first to finish. Readers take no lock: the journal only grows by whole records (a reader
+    ignores a record being written), and a fold replaces the snapshot and then empties the journal, each
+    atomically, so a reader sees every file committed before it opened the database. The lock is released by the operating
     system when the process ends, however it ends (no stale lock after a crash)."""
     lock = Path(str(db) + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
@@ -524,11 +553,11 @@ def _clean_orphans(db: Path) -> list[Path]:
 
 
 class _StopRequest:
-    """Ctrl-C, SIGTERM and SIGHUP ask ``index`` to stop after the file it is on; the work done is then saved.
+    """Ctrl-C, SIGTERM and SIGHUP ask ``index`` to stop after the file it is on.
 
     The handlers only set :attr:`requested`: a file is never half-added to the database, and a second Ctrl-C or a
-    SIGTERM during the save cannot cut it short. (SIGKILL cannot be caught: what it keeps is what the last save
-    wrote, every ``--save-every`` files.)"""
+    SIGTERM during a fold cannot cut it short. (SIGKILL cannot be caught, and need not be: every file done is
+    already in the journal.)"""
 
     def __init__(self) -> None:
         self.requested: int | None = None
@@ -536,7 +565,7 @@ class _StopRequest:
 
     def _handler(self, signum, frame) -> None:  # noqa: ARG002
         if self.requested is None:
-            print("samaf index: stopping after the current file; the work done so far will be saved",
+            print("samaf index: stopping after the current file; every file done so far is kept",
                   file=sys.stderr)
         self.requested = signum
 
@@ -565,8 +594,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     if not 1 <= args.jobs <= MAX_JOBS:
         raise CLIError(f"--jobs must be between 1 and {MAX_JOBS}, got {args.jobs} (this machine has "
                        f"{os.cpu_count()} cores)")
-    if args.save_every < 1:
-        raise CLIError(f"--save-every must be >= 1, got {args.save_every}")
+    if args.fold_every < 0:
+        raise CLIError(f"--fold-every must be >= 0 (0: fold when the journal outgrows the database), got "
+                       f"{args.fold_every}")
     db = Path(args.db)
     for path, what in ((db, "the database"), (manifest_path(db), "its manifest")):
         if path.exists() and not path.is_file():
@@ -578,26 +608,44 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def _index_locked(args: argparse.Namespace, root: Path, db: Path, stop: _StopRequest) -> int:
-    from tqdm import tqdm
-
     system, manifest, created = _open_for_index(args, db)
     UNREADABLE_FOLDERS.clear()
-    files = find_audio(root, exclude=[db, manifest_path(db), Path(str(db) + ".lock")])
+    files = find_audio(root, exclude=[db, manifest_path(db), Path(str(db) + ".lock"), store.journal_path(db)])
+    if not files and created:
+        raise CLIError(f"{root}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in it or below it", code=1)
+    if created:  # the snapshot the journal builds on: an empty database and its manifest
+        save_database(system, db, manifest)
+    try:
+        journal = store.Journal(db, system.name, _jsonable(system.params))
+    except store.JournalError as e:
+        raise CLIError(f"--db {db}: {e}") from e
+    except OSError as e:
+        raise CLIError(f"--db {db}: cannot write its journal {store.journal_path(db)}: {_os_reason(e)}") from e
+    with journal:
+        return _index_journal(args, root, db, stop, system, manifest, journal, files, created)
+
+
+def _index_journal(args: argparse.Namespace, root: Path, db: Path, stop: _StopRequest, system: Any, manifest: dict,
+                   journal: store.Journal, files: list[Path], created: bool) -> int:
+    from tqdm import tqdm
+
+    def commit(record: store.Record) -> None:
+        """Append ``record`` to the journal (durable when this returns) and apply it to the manifest."""
+        journal.append(record)
+        store.note(manifest, record)
+
     for folder, reason in UNREADABLE_FOLDERS:
         _warn(f"{_display(folder)}: folder skipped: {reason}")
         rid = _display(Path(folder).relative_to(root).as_posix() if Path(folder) != root else ".") + "/"
-        manifest["skipped"][rid] = {"source": _display(folder), "reason": f"folder not read: {reason}"}
-    if not files and created:
-        raise CLIError(f"{root}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in it or below it", code=1)
-    dirs = manifest.setdefault("audio_dirs", [])
-    if _display(root.resolve()) not in dirs:
-        dirs.append(_display(root.resolve()))
+        commit(store.Record("skip", rid, {"source": _display(folder), "reason": f"folder not read: {reason}"}))
+    if _display(root.resolve()) not in manifest.setdefault("audio_dirs", []):
+        commit(store.Record("dir", _display(root.resolve())))
 
     todo, n_present, n_changed, n_skipped_before, n_clash = [], 0, 0, 0, 0
     unreadable: list[tuple[str, str]] = []
     for p in files:
         if stop.requested:
-            print("samaf index: stopped before indexing began; nothing was changed", file=sys.stderr)
+            print("samaf index: stopped before indexing began; no file was indexed", file=sys.stderr)
             return 130
         rid = _display(p.relative_to(root).as_posix())
         try:
@@ -631,13 +679,10 @@ def _index_locked(args: argparse.Namespace, root: Path, db: Path, stop: _StopReq
         todo.append((p, rid, state))
 
     added, skipped = 0, 0
-    dirty = created
     for rid, reason in unreadable:
-        manifest["skipped"][rid] = {"reason": reason}
+        commit(store.Record("skip", rid, {"reason": reason}))
         _warn(f"skipped {rid}: {reason}")
         skipped += 1
-        dirty = True
-    since_save, last_save = 0, time.monotonic()
     bar = tqdm(total=len(todo), unit="file", desc=f"index [{system.name}]", disable=True if args.quiet else None,
                file=sys.stderr, dynamic_ncols=True)
     interrupted = False
@@ -657,22 +702,23 @@ def _index_locked(args: argparse.Namespace, root: Path, db: Path, stop: _StopReq
                     kind = "" if isinstance(e, ValueError) else f"{type(e).__name__}: "
                     reason = kind + _reason(str(e), rid, str(p))
             if reason is None:
-                manifest["files"][rid] = {**state, "blake2b": digest, "seconds": round(audio.size / LOAD_SR, 3)}
-                manifest["skipped"].pop(rid, None)
+                entry = {**state, "blake2b": digest, "seconds": round(audio.size / LOAD_SR, 3)}
+                commit(store.Record("add", rid, entry, system.reference_record(rid)))
                 added += 1
+                if args.verbose:
+                    print(f"added {rid}", flush=True)
             else:
-                manifest["skipped"][rid] = {**state, "reason": reason}
+                commit(store.Record("skip", rid, {**state, "reason": reason}))
                 skipped += 1
                 bar.write(f"samaf index: skipped {rid}: {reason}", file=sys.stderr)
-            dirty = True
-            since_save += 1
+                if args.verbose:
+                    print(f"skipped {rid}", flush=True)
             bar.update(1)
             if stop.requested:
                 interrupted = True
                 break
-            if since_save >= args.save_every or time.monotonic() - last_save >= SAVE_SECONDS:
-                save_database(system, db, manifest)
-                since_save, last_save, dirty = 0, time.monotonic(), False
+            if args.fold_every and journal.records >= args.fold_every:
+                journal.fold(lambda: save_database(system, db, manifest))
     except KeyboardInterrupt:  # a signal handler of someone else's (not the main thread)
         interrupted = True
     finally:
@@ -680,10 +726,10 @@ def _index_locked(args: argparse.Namespace, root: Path, db: Path, stop: _StopReq
         bar.close()
         if compiled:
             prefer_compiled_resampler(previous)
-    if dirty or not manifest_path(db).exists():
-        if interrupted:
-            print("samaf index: saving the work done so far", file=sys.stderr)
-        save_database(system, db, manifest)
+    if journal.records and (created or journal.size() > db.stat().st_size):
+        # a new database gets its first snapshot; later the journal is folded when it outgrows the snapshot, so
+        # adding a few files to a large database writes those files, not the database again
+        journal.fold(lambda: save_database(system, db, manifest))
     total = len(system)
     parts = [f"{added} file(s) added", f"{skipped} skipped", f"{n_present} already indexed"]
     if n_skipped_before:
@@ -789,8 +835,9 @@ def database_info(db: str | os.PathLike) -> dict[str, Any]:
         "fingerprints": stats.get("fingerprints"),
         "seconds": stats.get("seconds"),
         "bytes": stats.get("bytes"),
-        "bytes_on_disk": Path(db).stat().st_size + (manifest_path(db).stat().st_size
-                                                    if manifest_path(db).is_file() else 0),
+        "bytes_on_disk": sum(p.stat().st_size for p in (Path(db), manifest_path(db), store.journal_path(db))
+                             if p.is_file()),
+        "journal_bytes": store.journal_path(db).stat().st_size if store.journal_path(db).is_file() else 0,
         "bits_per_second": stats.get("bits_per_second"),
         "model": manifest.get("model"),
         "audio_dirs": manifest.get("audio_dirs", []),
@@ -813,7 +860,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("fingerprints", f"{info['fingerprints']:,}" if info["fingerprints"] is not None else "?"),
         ("audio indexed", f"{sec:,.1f} s ({sec / 3600:.3f} h)"),
         ("fingerprint bytes", f"{info['bytes']:,}" if info["bytes"] is not None else "?"),
-        ("bytes on disk", f"{info['bytes_on_disk']:,} (database and manifest)"),
+        ("bytes on disk", f"{info['bytes_on_disk']:,} (database, manifest and journal: "
+                          f"{info['journal_bytes']:,} not yet folded in)"),
         ("bits per second", f"{info['bits_per_second']:.1f}" if info["bits_per_second"] else "?"),
     ]
     if info["model"]:
@@ -871,8 +919,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a system parameter for a new database (repeatable; VALUE read as JSON, else as text), "
                         "e.g. --param min_score=0.2")
-    p.add_argument("--save-every", type=int, default=50, metavar="N",
-                   help=f"save the database every N files (and at least every {SAVE_SECONDS:g} s); default 50")
+    p.add_argument("--fold-every", type=int, default=0, metavar="N",
+                   help="rewrite the database file with its journal folded in every N files; default 0: when the "
+                        "journal has grown larger than the database file (each file is committed to the journal "
+                        "as soon as it is done, whatever this is)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print 'added NAME' or 'skipped NAME' on stdout as each file is committed")
     p.add_argument("--retry-skipped", action="store_true",
                    help="try again the files skipped by an earlier run even if they have not changed")
     p.add_argument("--wait", action="store_true",

@@ -170,7 +170,7 @@ def test_interrupted_index_resumes(small_dir, tmp_path, capsys, monkeypatch):
         return real_decode(path)
 
     monkeypatch.setattr(cli, "_decode", decode_then_interrupt)
-    code, _, err = _run(capsys, "index", small_dir, "--system", "rafs", "--db", db, "-q", "--save-every", "1")
+    code, _, err = _run(capsys, "index", small_dir, "--system", "rafs", "--db", db, "-q", "--fold-every", "1")
     assert code == 130 and "interrupted" in err
     manifest = json.loads(cli.manifest_path(db).read_text())
     assert sorted(manifest["files"]) == ["s01.wav", "s02.wav"] and set(manifest["skipped"]) == {"broken.wav"}

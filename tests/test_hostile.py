@@ -151,8 +151,7 @@ def test_sigterm_saves_the_work_done_like_ctrl_c(tmp_path):
     for i in range(40):
         write_audio(audio / f"f{i:02d}.wav", make_speech(i, 3.0), SR)
     db = tmp_path / "x.db"
-    cmd = [sys.executable, "-m", "samaf_lib.cli", "index", str(audio), "--system", "rafs", "--db", str(db),
-           "--save-every", "1000"]
+    cmd = [sys.executable, "-m", "samaf_lib.cli", "index", str(audio), "--system", "rafs", "--db", str(db)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd + ["--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stderr.readline()  # "samaf index: skipped a_broken.wav: ..."
@@ -161,14 +160,61 @@ def test_sigterm_saves_the_work_done_like_ctrl_c(tmp_path):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode in (0, 130), err  # 0 when it finished before the signal came
-    m = _manifest(db)
-    from samaf_lib import systems
-
-    assert sorted(systems.load("rafs", db).references()) == sorted(m["files"])
+    system, m = cli.open_database(db)
+    assert sorted(system.references()) == sorted(m["files"])
     if proc.returncode == 130:
-        assert "saving the work done so far" in err and len(m["files"]) < 40
+        assert "every file done so far is kept" in err and len(m["files"]) < 40
     assert subprocess.run(cmd + ["--quiet"], env=env, capture_output=True).returncode == 0
     assert len(_manifest(db)["files"]) == 40
+
+
+@pytest.mark.parametrize("system", ["rafs", "dejavu"])
+def test_sigkill_at_random_moments_keeps_every_file_reported_done(tmp_path, system):
+    """SIGKILL `samaf index` at moments drawn with a fixed seed (during start-up, between files, in a fold):
+    every file it reported done is in the database when it is reopened, and the same command then completes it
+    with each file exactly once."""
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    n_files = 14
+    for i in range(n_files):
+        write_audio(audio / f"f{i:02d}.wav", make_speech(100 + i, 2.0), SR)
+    db = tmp_path / f"k.{system}"
+    cmd = [sys.executable, "-m", "samaf_lib.cli", "index", str(audio), "--system", system, "--db", str(db),
+           "--quiet", "-v", "--fold-every", "4"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    rng = np.random.default_rng(20261202)
+    done: set[str] = set()
+    kills = 0
+    for _ in range(5):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        wait_lines, delay = int(rng.integers(0, 4)), float(rng.uniform(0.0, 0.15))
+        lines = []
+        while len(lines) < wait_lines:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        time.sleep(delay)
+        proc.kill()
+        lines += proc.stdout.read().splitlines()
+        proc.wait()
+        kills += proc.returncode == -signal.SIGKILL
+        done |= {line.split(" ", 1)[1].strip() for line in lines if line.startswith("added ")}
+        if db.exists():
+            reopened, manifest = cli.open_database(db)
+            refs = reopened.references()
+            assert done <= set(refs), sorted(done - set(refs))
+            assert len(refs) == len(set(refs)) and set(refs) == set(manifest["files"])
+        else:
+            assert not done
+    assert kills >= 2 and done  # the drawn moments killed runs that had reported files
+    finished = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    reopened, manifest = cli.open_database(db)
+    assert sorted(reopened.references()) == [f"f{i:02d}.wav" for i in range(n_files)]
+    assert all(manifest["files"][r].get("blake2b") for r in reopened.references())
+    match = reopened.identify(make_speech(105, 2.0)[4000:28000], SR)
+    assert match.ref_id == "f05.wav"
 
 
 def test_orphan_temporary_files_are_removed_on_the_next_run(folder, tmp_path, capsys):

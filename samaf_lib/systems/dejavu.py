@@ -47,7 +47,7 @@ import numpy as np
 
 from ..audio import AudioError, check_audio, check_rate, resample
 from ..io import atomic_path
-from .base import NO_MATCH, Match
+from .base import NO_MATCH, Match, check_record
 
 #: Format of the ``meta`` table; bump when the schema changes.
 FORMAT_VERSION = 1
@@ -372,16 +372,47 @@ class Dejavu:
                              "fingerprint; is it nearly silent?")
         file_sha1 = hashlib.sha1(samples.astype("<i2").tobytes()).hexdigest()
         rows = sorted(set(zip(hashes, anchors.tolist())))
+        self._insert(ref_id, file_sha1, a.size / sr, int(sr), ((bytes.fromhex(h), t) for h, t in rows), len(rows))
+
+    def _insert(self, ref_id: str, file_sha1: str, seconds: float, sr: int, rows, n_rows: int) -> None:
+        """Store song ``ref_id`` and its ``(hash bytes, offset)`` rows in one transaction."""
         with self._con:  # one transaction
             cur = self._con.execute(
                 "INSERT INTO songs (song_name, fingerprinted, file_sha1, total_hashes, duration_s, sample_rate) "
-                "VALUES (?, 0, ?, 0, ?, ?)", (ref_id, file_sha1, a.size / sr, int(sr)))
+                "VALUES (?, 0, ?, 0, ?, ?)", (ref_id, file_sha1, seconds, sr))
             song_id = cur.lastrowid
             self._con.executemany('INSERT OR IGNORE INTO fingerprints (hash, song_id, "offset") VALUES (?, ?, ?)',
-                                  ((bytes.fromhex(h), song_id, t) for h, t in rows))
+                                  ((h, song_id, t) for h, t in rows))
             self._con.execute("UPDATE songs SET fingerprinted = 1, total_hashes = ? WHERE song_id = ?",
-                              (len(rows), song_id))
-        self._refs[ref_id] = (song_id, a.size / sr, int(sr))
+                              (n_rows, song_id))
+        self._refs[ref_id] = (song_id, seconds, sr)
+
+    def reference_record(self, ref_id: str) -> dict[str, np.ndarray]:
+        """The stored rows of song ``ref_id`` (``hashes`` as bytes, ``offsets``), its ``file_sha1``, ``seconds``
+        and ``sample_rate``."""
+        song_id, seconds, sr = self._refs[ref_id]
+        width = (self.params["fingerprint_reduction"] + 1) // 2
+        rows = self._con.execute('SELECT hash, "offset" FROM fingerprints WHERE song_id = ? ORDER BY hash, "offset"',
+                                 (song_id,)).fetchall()
+        sha1 = self._con.execute("SELECT file_sha1 FROM songs WHERE song_id = ?", (song_id,)).fetchone()[0]
+        hashes = np.frombuffer(b"".join(h for h, _ in rows), np.uint8).reshape(len(rows), width)
+        return {"hashes": hashes, "offsets": np.array([t for _, t in rows], np.int64), "seconds": np.float64(seconds),
+                "sample_rate": np.int64(sr), "file_sha1": np.array(sha1)}
+
+    def add_record(self, ref_id: str, record: dict[str, np.ndarray]) -> None:
+        """Store a record of :meth:`reference_record` under the new ``ref_id``."""
+        if ref_id in self._refs:
+            raise ValueError(f"reference {ref_id!r} is already in the database; use another ref_id")
+        r = check_record("dejavu", ref_id, record, {"hashes": ("uint8", 2), "offsets": ("int64", 1),
+                                                    "seconds": ("f8", 0), "sample_rate": ("int64", 0),
+                                                    "file_sha1": (str, 0)})
+        width = (self.params["fingerprint_reduction"] + 1) // 2
+        if r["hashes"].shape[0] == 0 or r["hashes"].shape[1] != width:
+            raise ValueError(f"dejavu: the record of {ref_id!r} holds {r['hashes'].shape[0]} hash(es) of "
+                             f"{r['hashes'].shape[1]} bytes; this database stores {width}-byte hashes")
+        sr = check_rate(int(r["sample_rate"]), f"reference {ref_id!r}")
+        rows = [(h.tobytes(), int(t)) for h, t in zip(r["hashes"], r["offsets"])]
+        self._insert(ref_id, str(r["file_sha1"]), float(r["seconds"]), int(sr), rows, len(rows))
 
     def identify(self, audio: np.ndarray, sr: int) -> Match:
         """The best aligned reference for ``audio``.

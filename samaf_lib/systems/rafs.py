@@ -47,7 +47,7 @@ import scipy.fft
 
 from ..audio import SILENCE_RMS, AudioError, check_audio, resample, rms
 from ..io import atomic_path, save_npz
-from .base import NO_MATCH, Match
+from .base import NO_MATCH, Match, check_record
 
 #: Number of bits per sub-fingerprint (33 bands give 32 band differences).
 N_BITS = 32
@@ -402,6 +402,24 @@ class RAFS:
         self._ids.append(ref_id)
         self._parts.append((codes, quiet))
         self._seconds.append(a.size / sr)
+        self._db = None
+
+    def reference_record(self, ref_id: str) -> dict[str, np.ndarray]:
+        """The stored sub-fingerprints of ``ref_id`` (``codes``, ``quiet``) and its ``seconds``."""
+        i = self._ids.index(ref_id)
+        codes, quiet = self._parts[i]
+        return {"codes": codes, "quiet": quiet, "seconds": np.float64(self._seconds[i])}
+
+    def add_record(self, ref_id: str, record: dict[str, np.ndarray]) -> None:
+        """Store a record of :meth:`reference_record` under the new ``ref_id``."""
+        if ref_id in self._ids:
+            raise ValueError(f"reference {ref_id!r} is already in the database")
+        r = check_record("rafs", ref_id, record, {"codes": ("uint32", 1), "quiet": (bool, 1), "seconds": ("f8", 0)})
+        if r["codes"].size == 0:
+            raise ValueError(f"rafs: the record of {ref_id!r} holds no sub-fingerprint")
+        self._ids.append(ref_id)
+        self._parts.append((r["codes"], r["quiet"]))
+        self._seconds.append(float(r["seconds"]))
         self._db = None
 
     def fingerprint(self, audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:

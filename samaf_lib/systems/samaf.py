@@ -52,7 +52,7 @@ from ..audio import SILENCE_RMS, AudioError, check_audio, resample, rms
 from ..features import MFCCConfig, mfcc_frames, window_starts, windows_from_frames
 from ..hashing import INDEX_KINDS, HammingIndex, hamming, pack
 from ..paths import project_root
-from .base import NO_MATCH, Match
+from .base import NO_MATCH, Match, check_record
 
 if TYPE_CHECKING:  # torch and samaf_lib.model (which imports torch) are imported where a model is built, run or
     from ..model import SAMAF  # loaded: over a second of start-up that describing a database does not need
@@ -303,7 +303,10 @@ class SAMAFSystem:
         if not loud.any():
             raise AudioError(f"reference {ref_id!r}: no 1-s window is louder than the silence level "
                              f"(RMS {SILENCE_RMS:g}); nothing to fingerprint")
-        codes = self._encode(windows[loud])
+        self._store(ref_id, self._encode(windows[loud]), times[loud], a.size / sr)
+
+    def _store(self, ref_id: str, codes: np.ndarray, times: np.ndarray, seconds: float) -> None:
+        """Append the windows of a new reference (packed ``codes`` and their start ``times``)."""
         pos = len(self._refs)
         first = len(self._code_rows)
         if self._index.kind == "ivf" and first == 0:
@@ -313,11 +316,30 @@ class SAMAFSystem:
             self._indexed = codes.shape[0]
         self._code_rows.append(codes)
         self._ref_rows.append(np.full(codes.shape[0], pos, np.int32))
-        self._time_rows.append(times[loud].astype(np.float32))
+        self._time_rows.append(times.astype(np.float32))
         self._refs.append(ref_id)
         self._ref_pos[ref_id] = pos
-        self._ref_seconds.append(a.size / sr)
+        self._ref_seconds.append(seconds)
         self._ref_span.append((first, first + codes.shape[0]))
+
+    def reference_record(self, ref_id: str) -> dict[str, np.ndarray]:
+        """The stored windows of ``ref_id``: packed ``codes``, start ``times``, and its ``seconds``."""
+        pos = self._ref_pos[ref_id]
+        first, end = self._ref_span[pos]
+        return {"codes": self._codes[first:end], "times": self._win_time[first:end],
+                "seconds": np.float64(self._ref_seconds[pos])}
+
+    def add_record(self, ref_id: str, record: dict[str, np.ndarray]) -> None:
+        """Store a record of :meth:`reference_record` under the new ``ref_id`` (codes of this model's width)."""
+        if ref_id in self._ref_pos:
+            raise ValueError(f"reference {ref_id!r} is already in the database")
+        r = check_record("samaf", ref_id, record, {"codes": ("uint8", 2), "times": ("float32", 1),
+                                                   "seconds": ("f8", 0)})
+        codes = r["codes"]
+        if codes.shape[0] == 0 or codes.shape[1] != self.bits // 8:
+            raise ValueError(f"samaf: the record of {ref_id!r} holds {codes.shape[0]} code(s) of "
+                             f"{codes.shape[1] * 8} bits; this database stores {self.bits}-bit codes")
+        self._store(ref_id, codes, r["times"], float(r["seconds"]))
 
     def fingerprint(self, audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
         """The hashes of a clip's 1-s windows every ``db_hop_s``.

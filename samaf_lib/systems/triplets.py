@@ -72,7 +72,7 @@ from scipy.ndimage import maximum_filter
 
 from ..audio import SILENCE_RMS, AudioError, check_audio, resample, rms
 from ..io import atomic_path, save_npz
-from .base import NO_MATCH, Match
+from .base import NO_MATCH, Match, check_record
 
 #: Bytes per stored triplet: hash int64 + ref int32 + t1 int32 + f1 int16 + dt13 int16.
 BYTES_PER_TRIPLET = 8 + 4 + 4 + 2 + 2
@@ -677,6 +677,28 @@ class Triplets:
         self._ref_ids.append(ref_id)
         self._seconds.append(a.size / sr)
         self._chunks.append(chunk)
+        self._index = None
+        self._file_bytes = None
+
+    #: The arrays of one stored reference, in the order of a chunk (see :meth:`add`).
+    _RECORD = ("hashes", "t1", "f1", "dt13")
+
+    def reference_record(self, ref_id: str) -> dict[str, np.ndarray]:
+        """The stored triplet hashes of ``ref_id`` with their times and frequencies, and its ``seconds``."""
+        i = self._ref_ids.index(ref_id)
+        return {**dict(zip(self._RECORD, self._chunks[i])), "seconds": np.float64(self._seconds[i])}
+
+    def add_record(self, ref_id: str, record: dict[str, np.ndarray]) -> None:
+        """Store a record of :meth:`reference_record` under the new ``ref_id``."""
+        if ref_id in self._ref_ids:
+            raise ValueError(f"triplets: reference {ref_id!r} is already in the database")
+        r = check_record("triplets", ref_id, record, {"hashes": ("int64", 1), "t1": ("int32", 1),
+                                                      "f1": ("int16", 1), "dt13": ("int16", 1), "seconds": ("f8", 0)})
+        if r["hashes"].size == 0:
+            raise ValueError(f"triplets: the record of {ref_id!r} holds no triplet")
+        self._ref_ids.append(ref_id)
+        self._seconds.append(float(r["seconds"]))
+        self._chunks.append(tuple(r[k] for k in self._RECORD))
         self._index = None
         self._file_bytes = None
 
