@@ -520,8 +520,8 @@ def database_lock(db: Path, wait: bool = False) -> Iterator[Path]:
     One writer at a time: a second ``samaf index`` on the same ``--db`` fails at once with a clear message, or with
     ``wait`` waits for the first to finish. Readers take no lock: the journal only grows by whole records (a reader
     ignores a record being written), and a fold replaces the snapshot and then empties the journal, each
-    atomically, so a reader sees every file committed before it opened the database. The lock is released by the operating
-    system when the process ends, however it ends (no stale lock after a crash)."""
+    atomically, so a reader sees every file committed before it opened the database. The lock is released by the
+    operating system when the process ends, however it ends (no stale lock after a crash)."""
     lock = Path(str(db) + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -726,6 +726,8 @@ def _index_journal(args: argparse.Namespace, root: Path, db: Path, stop: _StopRe
         bar.close()
         if compiled:
             prefer_compiled_resampler(previous)
+    if not interrupted and not args.no_calibrate and _calibration_due(manifest, len(system)):
+        _calibrate_into(system, manifest, journal, quiet=args.quiet)
     if journal.records and (created or journal.size() > db.stat().st_size):
         # a new database gets its first snapshot; later the journal is folded when it outgrows the snapshot, so
         # adding a few files to a large database writes those files, not the database again
@@ -755,6 +757,96 @@ def _index_journal(args: argparse.Namespace, root: Path, db: Path, stop: _StopRe
     return 0
 
 
+#: ``index`` calibrates again when the number of references has changed by this share since the last calibration.
+RECALIBRATE_CHANGE = 0.1
+
+
+def _calibration_due(manifest: dict, n_references: int) -> bool:
+    from .calibrate import MIN_REFERENCES
+
+    if n_references < MIN_REFERENCES:
+        return False
+    last = manifest.get("calibration")
+    if not last:
+        return True
+    return abs(n_references - last["references"]) >= RECALIBRATE_CHANGE * max(last["references"], 1)
+
+
+def _source_loader(manifest: dict) -> Any:
+    """Reference name -> its audio at :data:`LOAD_SR`, read again from the indexed file; ``None`` when the file is
+    gone, unreadable or changed since it was indexed (its excerpts would not be what the database holds)."""
+
+    def load(rid: str) -> Any:
+        entry = manifest["files"].get(rid, {})
+        source = entry.get("source")
+        if not source:
+            return None
+        try:
+            state = _file_state(Path(source))
+        except (OSError, RuntimeError):
+            return None
+        if (state["size"], state["mtime_ns"]) != (entry.get("size"), entry.get("mtime_ns")):
+            return None
+        audio, reason, _ = _decode(source, digest=False)
+        return audio if reason is None else None
+
+    return load
+
+
+def _calibrate_into(system: Any, manifest: dict, journal: store.Journal, quiet: bool = False,
+                    target_fpr: float | None = None, seed: int = 0) -> dict | None:
+    """Calibrate the database (:mod:`samaf_lib.calibrate`) and commit the result to its journal; a database that
+    cannot be calibrated yet (too few references or readable files) is reported and left as it is."""
+    from . import calibrate
+
+    try:
+        result = calibrate.calibrate(system, _source_loader(manifest), LOAD_SR,
+                                     target_fpr=calibrate.TARGET_FPR if target_fpr is None else target_fpr,
+                                     seed=seed)
+    except ValueError as e:
+        _warn(f"not calibrated: {e}")
+        return None
+    record = store.Record("calib", "calibration", result)
+    journal.append(record)
+    store.note(manifest, record)
+    if not quiet:
+        print(_calibration_summary(result), file=sys.stderr)
+    return result
+
+
+def _calibration_summary(c: dict) -> str:
+    parts = [f"{k} s >= {v['threshold']:.4g}" for k, v in sorted(c["lengths"].items(), key=lambda kv: float(kv[0]))]
+    return (f"samaf: calibrated on {sum(v['negatives'] for v in c['lengths'].values())} out-of-database excerpts "
+            f"of {c['held_out']} held-out references at a false-positive rate of {c['target_fpr']:g}: accept "
+            + ", ".join(parts))
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """``samaf calibrate``: choose the database's thresholds on excerpts of held-out references."""
+    if not 0.0 < args.target_fpr < 1.0:
+        raise CLIError(f"--target-fpr must be between 0 and 1 (exclusive), got {args.target_fpr}")
+    db = Path(args.db)
+    _check_database_file(db)
+    with database_lock(db, wait=args.wait):
+        system, manifest = open_database(db)
+        try:
+            journal = store.Journal(db, system.name, _jsonable(system.params))
+        except store.JournalError as e:
+            raise CLIError(f"--db {db}: {e}") from e
+        with journal:
+            result = _calibrate_into(system, manifest, journal, quiet=True, target_fpr=args.target_fpr,
+                                     seed=args.seed)
+    if result is None:
+        return 1
+    print(_calibration_summary(result))
+    for k, v in sorted(result["lengths"].items(), key=lambda kv: float(kv[0])):
+        print(f"  {k:>3} s: threshold {v['threshold']:.4g} from {v['negatives']} excerpts; clean excerpts in the "
+              f"database accepted: {v['accepted_in_database']:.0%}")
+    if result["unreadable"]:
+        print(f"  {len(result['unreadable'])} held-out file(s) could not be read again and were left out")
+    return 0
+
+
 def _warn(message: str) -> None:
     print(f"samaf index: warning: {message}", file=sys.stderr)
 
@@ -768,52 +860,105 @@ def _query_files(items: Sequence[str]) -> list[Path]:
     return out
 
 
-def identify_file(system: Any, path: Path, min_seconds: float = 1.0) -> dict[str, Any]:
+def identify_file(system: Any, path: Path, min_seconds: float = 1.0, calibration: dict | None = None
+                  ) -> dict[str, Any]:
     """Identify one file.
+
+    With ``calibration`` (the database's, :mod:`samaf_lib.calibrate`) a match is accepted when its score reaches
+    the calibrated threshold of the query's length, and ``fpr`` is the share of the calibration's
+    out-of-database queries that scored as high; without, the system's own ``min_score`` decides.
 
     Returns
     -------
     dict
-        ``file``, ``ref_id`` (``None`` for no match), ``offset_s`` and ``score`` (``None`` on error) and ``error``
-        (``None``, or why the file could not be queried: unreadable, shorter than ``min_seconds``, silent, ...).
+        ``file``; ``ref_id`` and ``offset_s`` (both ``None`` for no match); ``score`` (the best candidate's, also
+        when rejected; ``None`` on error); ``threshold``; ``fpr`` (``None`` uncalibrated); ``seconds`` of the clip;
+        ``error`` (``None``, or why the file could not be queried: unreadable, shorter than ``min_seconds``,
+        silent, constant...) and ``warning`` (``None``, or what makes the answer doubtful: heavy clipping).
     """
     from .audio import AudioError, check_audio
 
-    out: dict[str, Any] = {"file": str(path), "ref_id": None, "offset_s": None, "score": None, "error": None}
+    out: dict[str, Any] = {"file": str(path), "ref_id": None, "offset_s": None, "score": None, "threshold": None,
+                           "fpr": None, "seconds": None, "error": None, "warning": None}
     audio, reason, _ = _decode(str(path), digest=False)
     if reason is None:
         try:
             check_audio(audio, LOAD_SR, name=str(path), min_duration_s=min_seconds)
-            m = system.identify(audio, LOAD_SR)
+            seconds = audio.size / LOAD_SR
+            if calibration is None:
+                m = system.identify(audio, LOAD_SR)
+            else:
+                saved = system.params.get("min_score")
+                system.params["min_score"] = 0.0
+                try:
+                    m = system.identify(audio, LOAD_SR)
+                finally:
+                    system.params["min_score"] = saved
         except AudioError as e:
             reason = _reason(str(e), str(path))
     if reason is not None:
         out["error"] = reason
         return out
-    out.update(ref_id=m.ref_id, offset_s=round(float(m.offset_s), 3), score=float(m.score))
+    out["seconds"] = round(seconds, 3)
+    out["score"] = float(m.score)
+    clipped = _clipped_share(audio)
+    if clipped >= CLIPPED_SHARE:
+        out["warning"] = (f"{clipped:.0%} of the samples sit at the clip's peak (clipped or square-wave-like "
+                          "audio): the answer is unreliable")
+    if calibration is None:
+        out["threshold"] = system.params.get("min_score")
+        accepted = m.ref_id is not None
+    else:
+        from . import calibrate
+
+        out["threshold"], _ = calibrate.threshold(calibration, seconds)
+        out["fpr"] = round(calibrate.false_positive_rate(calibration, seconds, m.score), 4)
+        accepted = m.ref_id is not None and m.score >= out["threshold"]
+    if accepted:
+        out.update(ref_id=m.ref_id, offset_s=round(float(m.offset_s), 3))
     return out
+
+
+#: Share of samples at the clip's peak magnitude from which ``identify`` warns that the clip is clipped.
+CLIPPED_SHARE = 0.25
+
+
+def _clipped_share(audio: Any) -> float:
+    import numpy as np
+
+    a = np.abs(np.asarray(audio, dtype=np.float32))
+    peak = float(a.max()) if a.size else 0.0
+    return float(np.mean(a >= 0.999 * peak)) if peak > 0 else 0.0
 
 
 def _format_result(r: dict[str, Any]) -> str:
     if r["error"] is not None:
         return f"{r['file']}: error: {r['error']}"
+    warn = f" [warning: {r['warning']}]" if r["warning"] else ""
+    fpr = f", false-positive rate {r['fpr']:.2g}" if r["fpr"] is not None else ""
     if r["ref_id"] is None:
-        best = f" (best score {r['score']:.4g})" if r["score"] else ""
-        return f"{r['file']}: no match{best}"
-    return f"{r['file']}: {r['ref_id']} at {r['offset_s']:.2f} s (score {r['score']:.4g})"
+        best = (f" (best score {r['score']:.4g}, below the threshold {r['threshold']:.4g}{fpr})"
+                if r["score"] and r["threshold"] is not None else "")
+        return f"{r['file']}: no match{best}{warn}"
+    return f"{r['file']}: {r['ref_id']} at {r['offset_s']:.2f} s (score {r['score']:.4g}{fpr}){warn}"
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
     """``samaf identify``: the reference, offset and score of each file, or "no match"."""
     if args.min_seconds < 0:
         raise CLIError(f"--min-seconds must be >= 0, got {args.min_seconds}")
-    system, _ = open_database(args.db)
+    system, manifest = open_database(args.db)
+    calibration = None if args.uncalibrated else manifest.get("calibration")
+    if calibration is None and not args.uncalibrated:
+        _warn(f"{args.db} is not calibrated (run `samaf calibrate --db {args.db}`): a match is accepted at the "
+              f"system's own min_score ({system.params.get('min_score')}), which does not control how often "
+              "out-of-database clips are matched")
     files = _query_files(args.files)
     if not files:
         raise CLIError("no audio files to identify (the folders given hold none)")
     results = []
     for p in files:
-        r = identify_file(system, p, args.min_seconds)
+        r = identify_file(system, p, args.min_seconds, calibration)
         results.append(r)
         if not args.json:
             print(_format_result(r), flush=True)
@@ -842,6 +987,10 @@ def database_info(db: str | os.PathLike) -> dict[str, Any]:
         "model": manifest.get("model"),
         "audio_dirs": manifest.get("audio_dirs", []),
         "skipped": manifest.get("skipped", {}),
+        "calibration": ({k: v for k, v in manifest["calibration"].items() if k != "lengths"}
+                        | {"thresholds": {k: {f: e[f] for f in ("threshold", "negatives", "accepted_in_database")}
+                                          for k, e in manifest["calibration"]["lengths"].items()}}
+                        if manifest.get("calibration") else None),
         "stats": stats,
     }
 
@@ -869,6 +1018,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     for d in info["audio_dirs"]:
         lines.append(("audio folder", d))
     lines.append(("skipped files", str(len(info["skipped"]))))
+    cal = info["calibration"]
+    if cal:
+        lines.append(("calibrated", f"at a false-positive rate of {cal['target_fpr']:g} on {cal['held_out']} held-out "
+                                    f"references (of {cal['references']})"))
+        for k, e in sorted(cal["thresholds"].items(), key=lambda kv: float(kv[0])):
+            lines.append((f"  threshold {k} s", f"{e['threshold']:.4g} ({e['negatives']} excerpts; clean excerpts "
+                                                f"in the database accepted: {e['accepted_in_database']:.0%})"))
+    else:
+        lines.append(("calibrated", "no (`samaf calibrate`)"))
     width = max(len(k) for k, _ in lines)
     for k, v in lines:
         print(f"{k:<{width}}  {v}")
@@ -931,6 +1089,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when another `samaf index` is writing this --db, wait for it instead of stopping")
     p.add_argument("--verify", action="store_true",
                    help="read every indexed file again and compare its content hash with the one recorded")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="do not calibrate at the end of the run (see `samaf calibrate`)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_index)
 
@@ -947,10 +1107,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE", help="audio clips (wav, flac, mp3, ogg) or folders of them")
     p.add_argument("--db", required=True, metavar="PATH", help="a database written by `samaf index`")
     p.add_argument("--json", action="store_true",
-                   help="print one JSON list of {file, ref_id, offset_s, score, error} (ref_id null: no match)")
+                   help="print one JSON list of {file, ref_id, offset_s, score, threshold, fpr, seconds, error, "
+                        "warning} (ref_id and offset_s null: no match)")
     p.add_argument("--min-seconds", type=float, default=1.0, metavar="S",
                    help="shortest clip queried (default 1.0 s)")
+    p.add_argument("--uncalibrated", action="store_true",
+                   help="accept matches at the system's own min_score, not at the database's calibrated thresholds")
     p.set_defaults(func=cmd_identify)
+
+    p = sub.add_parser(
+        "calibrate", epilog=_EPILOG,
+        help="choose the database's thresholds (index does it too)",
+        description=(
+            "Choose the score a match needs, per query length (1, 2, 3, 5, 10, 20 s), so that at most "
+            "--target-fpr of out-of-database clips are matched: excerpts of held-out references are queried "
+            "against a copy of the database without them (the study's rule, on this database's own audio). "
+            "`samaf index` calibrates at the end of a run when the number of references has changed by 10 % or "
+            "more; `identify` then reports each score's false-positive rate. Needs the indexed files."))
+    p.add_argument("--db", required=True, metavar="PATH", help="a database written by `samaf index`")
+    p.add_argument("--target-fpr", type=float, default=0.05, metavar="P",
+                   help="largest share of out-of-database clips matched (default 0.05, the study's)")
+    p.add_argument("--seed", type=int, default=0, help="draws the held-out references and excerpts (default 0)")
+    p.add_argument("--wait", action="store_true",
+                   help="when a `samaf index` is writing this --db, wait for it instead of stopping")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("info", help="describe a database",
                        description="System, parameters, references, fingerprints, bytes and seconds indexed.")

@@ -39,8 +39,9 @@ MAGIC = b"samaf-journal-v1\n"
 _RECORD_HEAD = struct.Struct("<cII")  # b"R", payload length, CRC-32 of the payload
 #: Largest payload a record may declare (a 24-hour reference of the densest system is well below it).
 MAX_RECORD_BYTES = 1 << 31
-#: Record kinds: a file indexed (with the system's record), a file skipped (manifest entry only), an audio folder.
-KINDS = ("add", "skip", "dir")
+#: Record kinds: a file indexed (with the system's record), a file skipped (manifest entry only), an audio folder,
+#: the database's calibration (``samaf_lib.calibrate``; the entry replaces the manifest's ``calibration``).
+KINDS = ("add", "skip", "dir", "calib")
 
 
 class JournalError(ValueError):
@@ -180,6 +181,8 @@ def note(manifest: dict[str, Any], record: Record) -> None:
     elif record.kind == "skip":
         if record.name not in manifest["files"]:
             manifest["skipped"][record.name] = record.entry
+    elif record.kind == "calib":
+        manifest["calibration"] = record.entry
     elif record.name not in manifest.setdefault("audio_dirs", []):
         manifest["audio_dirs"].append(record.name)
 

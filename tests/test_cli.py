@@ -131,8 +131,12 @@ def test_index_resume_identify_info(system, corpus, tmp_path, capsys, monkeypatc
     hit, miss = json.loads(out)
     assert hit["ref_id"] == _ref_id(TARGET), hit
     assert abs(hit["offset_s"] - QUERY_START_S) <= tolerance, hit
-    assert hit["error"] is None and hit["score"] > 0
-    assert miss["ref_id"] is None and miss["error"] is None, miss
+    assert hit["error"] is None and hit["score"] >= hit["threshold"] and hit["fpr"] is not None
+    assert miss["ref_id"] is None and miss["offset_s"] is None and miss["error"] is None, miss
+    # the run calibrated the database on its own files (samaf_lib.calibrate)
+    calibration = json.loads(cli.manifest_path(db).read_text())["calibration"]
+    assert calibration["references"] == calibration["held_out"] == N_FILES
+    assert calibration["lengths"]["5"]["negatives"] >= 10
 
     code, out, _ = _run(capsys, "identify", corpus["outside"], "--db", db)
     assert code == 0 and out.startswith(f"{corpus['outside']}: no match"), out
@@ -268,7 +272,7 @@ def test_info_of_a_samaf_database_needs_no_model(small_dir, corpus, tmp_path, ca
 
     monkeypatch.setenv("SAMAF_ROOT", str(corpus["project"]))
     db = tmp_path / "s.db"
-    assert _run(capsys, "index", small_dir, "--system", "samaf", "--db", db, "-q")[0] == 0
+    assert _run(capsys, "index", small_dir, "--system", "samaf", "--db", db, "-q", "--no-calibrate")[0] == 0
     code, out, _ = _run(capsys, "info", "--db", db, "--json")
     info = json.loads(out)
     loaded = SAMAFSystem.load(db)
@@ -298,7 +302,7 @@ def test_long_jobs_resample_with_scipy_and_get_the_same_database(small_dir, tmp_
         monkeypatch.setattr(cli, "COMPILED_RESAMPLER_BYTES", threshold)
         work = audio._numpy_resample_work
         db = dbs[label] = tmp_path / f"{label}.rafs"  # RAFS resamples every file to 5512 Hz
-        assert _run(capsys, "index", small_dir, "--system", "rafs", "--db", db, "-q")[0] == 0
+        assert _run(capsys, "index", small_dir, "--system", "rafs", "--db", db, "-q", "--no-calibrate")[0] == 0
         assert (audio._numpy_resample_work > work) == (label == "numpy")
         assert audio._prefer_compiled is False  # the setting does not outlive the command
     a, b = _npz_arrays(dbs["numpy"]), _npz_arrays(dbs["scipy"])

@@ -28,7 +28,7 @@ SR = 16000
 
 
 def _index(*args: str) -> int:
-    return cli.main(["index", *args, "--quiet"])
+    return cli.main(["index", *args, "--quiet", "--no-calibrate"])
 
 
 def _wav_declaring(path: Path, rate: int, seconds: float = 1.0) -> None:

@@ -137,7 +137,7 @@ def folder(tmp_path) -> Path:
 
 
 def _index(*args) -> int:
-    return cli.main(["index", *map(str, args), "--quiet"])
+    return cli.main(["index", *map(str, args), "--quiet", "--no-calibrate"])
 
 
 def test_adding_a_file_commits_it_without_rewriting_the_database(folder, tmp_path, capsys):
