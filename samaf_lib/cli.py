@@ -1,11 +1,16 @@
-"""The ``samaf`` command: index a folder of recordings, identify clips, describe a database.
+"""The ``samaf`` command: index a folder of recordings, identify clips, describe and calibrate a database.
 
-Three subcommands, each working with any of the study's systems (``samaf``, ``dejavu``, ``rafs``, ``panako``,
+Four subcommands, each working with any of the study's systems (``samaf``, ``dejavu``, ``rafs``, ``panako``,
 ``triplets``) through the common interface of :mod:`samaf_lib.systems`::
 
     samaf index AUDIO_DIR --system rafs --db music.rafs
     samaf identify clip1.wav clip2.mp3 --db music.rafs [--json]
     samaf info --db music.rafs
+    samaf calibrate --db music.rafs
+
+A match is accepted at the database's calibrated threshold for the clip's length (:mod:`samaf_lib.calibrate`:
+the study's rule, a 5 % false-positive rate, on held-out references of the database's own audio); ``index``
+calibrates at the end of a run when the number of references has changed by 10 % or more.
 
 A database is three files: the system's own saved file at ``PATH`` (the snapshot), a manifest ``PATH.json`` beside
 it (the system's name and parameters, the model file for SAMAF, every indexed file with its source path, size,
@@ -844,6 +849,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
               f"database accepted: {v['accepted_in_database']:.0%}")
     if result["unreadable"]:
         print(f"  {len(result['unreadable'])} held-out file(s) could not be read again and were left out")
+    for a, b in result["duplicates"]:
+        print(f"  {a} holds audio of {b} (left out of the negatives; `samaf dedup` lists every such pair)")
     return 0
 
 
@@ -853,8 +860,12 @@ def _warn(message: str) -> None:
 
 # -- identify -------------------------------------------------------------------------------------------------------
 def _query_files(items: Sequence[str]) -> list[Path]:
+    """The files to query: each item a file, a folder (its audio files) or ``-`` (one path per line of stdin)."""
     out: list[Path] = []
     for item in items:
+        if item == "-":
+            out.extend(_query_files([line.rstrip("\n") for line in sys.stdin if line.strip()]))
+            continue
         p = Path(item)
         out.extend(find_audio(p) if p.is_dir() else [p])
     return out
@@ -943,6 +954,99 @@ def _format_result(r: dict[str, Any]) -> str:
     return f"{r['file']}: {r['ref_id']} at {r['offset_s']:.2f} s (score {r['score']:.4g}{fpr}){warn}"
 
 
+def _judge(system: Any, clip: Any, calibration: dict | None) -> tuple[Any, float | None]:
+    """The best match of ``clip`` if it is accepted (else ``None``) and its false-positive rate."""
+    from . import calibrate
+
+    if calibration is None:
+        m = system.identify(clip, LOAD_SR)
+        return (m if m.ref_id is not None else None), None
+    saved = system.params.get("min_score")
+    system.params["min_score"] = 0.0
+    try:
+        m = system.identify(clip, LOAD_SR)
+    finally:
+        system.params["min_score"] = saved
+    seconds = clip.size / LOAD_SR
+    thr, _ = calibrate.threshold(calibration, seconds)
+    fpr = calibrate.false_positive_rate(calibration, seconds, m.score)
+    return (m if m.ref_id is not None and m.score >= thr else None), fpr
+
+
+def segments_of_file(system: Any, path: Path, calibration: dict | None, window_s: float = 5.0,
+                     hop_s: float = 2.5, durations: dict[str, float] | None = None) -> dict[str, Any]:
+    """Every stretch of a long recording that matches a reference, with its time range in the recording and in
+    the reference (as audfprint's ``--find-time-range`` or Panako's monitor).
+
+    Windows of ``window_s`` every ``hop_s`` are identified one by one (each judged by the calibrated threshold of
+    its length); consecutive accepted windows naming the same reference at the same alignment (the reference time
+    minus the recording time agrees within one hop) join one segment. A segment spans its windows, cut to the
+    reference's own length when ``durations`` (reference -> seconds) gives it, so its ends are known to within
+    about ``window_s - hop_s``. Returns ``file``, ``seconds``, ``segments``
+    (``ref_id``, ``start_s``/``end_s`` in the recording, ``ref_start_s``/``ref_end_s``, ``windows``, the best
+    ``score`` and the lowest ``fpr``) and ``error``.
+    """
+    from .audio import AudioError, check_audio
+
+    out: dict[str, Any] = {"file": str(path), "seconds": None, "segments": [], "error": None}
+    audio, reason, _ = _decode(str(path), digest=False)
+    if reason is None:
+        try:
+            check_audio(audio, LOAD_SR, name=str(path), min_duration_s=1.0)
+        except AudioError as e:
+            reason = _reason(str(e), str(path))
+    if reason is not None:
+        out["error"] = reason
+        return out
+    total = audio.size / LOAD_SR
+    out["seconds"] = round(total, 3)
+    win, hop = int(window_s * LOAD_SR), int(hop_s * LOAD_SR)
+    starts = list(range(0, max(audio.size - win, 0) + 1, hop))
+    if starts[-1] + win < audio.size:  # the tail gets a window of its own
+        starts.append(max(audio.size - win, 0))
+    current: dict[str, Any] | None = None
+    for start in starts:
+        clip = audio[start:start + win]
+        try:
+            m, fpr = _judge(system, clip, calibration)
+        except AudioError:  # a silent stretch
+            m, fpr = None, None
+        t0, t1 = start / LOAD_SR, (start + clip.size) / LOAD_SR
+        if m is None:
+            current = None
+            continue
+        lag = float(m.offset_s) - t0
+        if current is not None and current["ref_id"] == m.ref_id and abs(current["_lag"] - lag) <= hop_s:
+            current.update(end_s=round(t1, 3), ref_end_s=round(t1 + current["_lag"], 3),
+                           windows=current["windows"] + 1, score=max(current["score"], float(m.score)))
+            if fpr is not None:
+                current["fpr"] = min(current["fpr"], round(fpr, 4))
+            continue
+        current = {"ref_id": m.ref_id, "start_s": round(t0, 3), "end_s": round(t1, 3),
+                   "ref_start_s": round(t0 + lag, 3), "ref_end_s": round(t1 + lag, 3), "windows": 1,
+                   "score": float(m.score), "fpr": None if fpr is None else round(fpr, 4), "_lag": lag}
+        out["segments"].append(current)
+    for seg in out["segments"]:
+        lag = seg.pop("_lag")
+        length = (durations or {}).get(seg["ref_id"])
+        lo, hi = max(seg["start_s"], -lag), seg["end_s"] if length is None else min(seg["end_s"], length - lag)
+        if hi > lo:
+            seg.update(start_s=round(lo, 3), end_s=round(hi, 3), ref_start_s=round(lo + lag, 3),
+                       ref_end_s=round(hi + lag, 3))
+    return out
+
+
+def _format_segments(r: dict[str, Any]) -> list[str]:
+    if r["error"] is not None:
+        return [f"{r['file']}: error: {r['error']}"]
+    if not r["segments"]:
+        return [f"{r['file']}: no match in {r['seconds']:.1f} s"]
+    return [f"{r['file']} {s['start_s']:.1f}-{s['end_s']:.1f} s: {s['ref_id']} {s['ref_start_s']:.1f}-"
+            f"{s['ref_end_s']:.1f} s (score {s['score']:.4g}" + (f", false-positive rate {s['fpr']:.2g})"
+                                                                  if s["fpr"] is not None else ")")
+            for s in r["segments"]]
+
+
 def cmd_identify(args: argparse.Namespace) -> int:
     """``samaf identify``: the reference, offset and score of each file, or "no match"."""
     if args.min_seconds < 0:
@@ -956,15 +1060,118 @@ def cmd_identify(args: argparse.Namespace) -> int:
     files = _query_files(args.files)
     if not files:
         raise CLIError("no audio files to identify (the folders given hold none)")
+    if args.segments and not (0 < args.hop <= args.window):
+        raise CLIError(f"--hop must be in (0, --window], got --hop {args.hop} --window {args.window}")
+    if args.segments and args.window < 1.0:
+        raise CLIError(f"--window must be at least 1 s, got {args.window}")
     results = []
     for p in files:
-        r = identify_file(system, p, args.min_seconds, calibration)
+        if args.segments:
+            durations = {rid: e["seconds"] for rid, e in manifest["files"].items() if e.get("seconds")}
+            r = segments_of_file(system, p, calibration, args.window, args.hop, durations)
+        else:
+            r = identify_file(system, p, args.min_seconds, calibration)
         results.append(r)
         if not args.json:
-            print(_format_result(r), flush=True)
+            for line in (_format_segments(r) if args.segments else [_format_result(r)]):
+                print(line, flush=True)
     if args.json:
         print(json.dumps(results, indent=2))
     return 1 if all(r["error"] is not None for r in results) else 0
+
+
+# -- list, remove ---------------------------------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    """``samaf list``: every reference with its length and the file it came from."""
+    _, _, refs, manifest = describe_database(args.db)
+    rows = [{"ref_id": rid, "seconds": manifest["files"].get(rid, {}).get("seconds"),
+             "source": manifest["files"].get(rid, {}).get("source")} for rid in refs]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        sec = f"{r['seconds']:.1f} s" if r["seconds"] is not None else "? s"
+        print(f"{r['ref_id']}\t{sec}\t{r['source'] or ''}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    """``samaf remove``: take references out of a database (the database file is rewritten without them)."""
+    from .calibrate import empty_like
+
+    db = Path(args.db)
+    _check_database_file(db)
+    with database_lock(db, wait=args.wait):
+        for tmp in _clean_orphans(db):
+            _warn(f"removed {tmp.name}, left by an interrupted save")
+        system, manifest = open_database(db)
+        names = list(dict.fromkeys(args.refs))
+        missing = [n for n in names if n not in system]
+        if missing:
+            raise CLIError(f"--db {db} holds no reference named {', '.join(map(repr, missing))} (`samaf list "
+                           f"--db {db}` lists them); nothing was removed")
+        gone = set(names)
+        kept = empty_like(system)
+        for rid in system.references():
+            if rid not in gone:
+                kept.add_record(rid, system.reference_record(rid))
+        for rid in gone:
+            manifest["files"].pop(rid, None)
+        try:
+            journal = store.Journal(db, system.name, _jsonable(system.params))
+        except store.JournalError as e:
+            raise CLIError(f"--db {db}: {e}") from e
+        with journal:  # the new snapshot first, then the journal emptied: a kill in between removes nothing twice
+            journal.fold(lambda: save_database(kept, db, manifest))
+    print(f"{db} [{system.name}]: removed {len(gone)} reference(s); {len(kept)} remain")
+    return 0
+
+
+def cmd_dedup(args: argparse.Namespace) -> int:
+    """``samaf dedup``: pairs of references that match each other (the same recording indexed twice, a copy)."""
+    import numpy as np
+
+    from .calibrate import empty_like
+
+    system, manifest = open_database(args.db)
+    calibration = None if args.uncalibrated else manifest.get("calibration")
+    load = _source_loader(manifest)
+    refs = system.references()
+    if len(refs) < 2:
+        raise CLIError(f"--db {args.db} holds {len(refs)} reference(s); dedup needs two or more", code=1)
+    halves = [refs[0::2], refs[1::2]]  # each half is queried against the database without it
+    pairs, unreadable = [], []
+    for half in halves:
+        held = set(half)
+        copy = empty_like(system)
+        for rid in refs:
+            if rid not in held:
+                copy.add_record(rid, system.reference_record(rid))
+        for rid in half:
+            audio = load(rid)
+            if audio is None:
+                unreadable.append(rid)
+                continue
+            n = min(audio.size, int(args.excerpt * LOAD_SR))
+            start = (audio.size - n) // 2
+            try:
+                m, fpr = _judge(copy, audio[start:start + n], calibration)
+            except Exception as e:  # noqa: BLE001 - an excerpt a system cannot take (silent middle)
+                _warn(f"{rid}: not checked ({e})")
+                continue
+            if m is not None:
+                pairs.append({"ref_id": rid, "matches": m.ref_id, "at_s": round(start / LOAD_SR, 3),
+                              "offset_s": round(float(m.offset_s), 3), "score": float(m.score),
+                              "fpr": None if fpr is None else round(float(np.float64(fpr)), 4)})
+    if args.json:
+        print(json.dumps({"pairs": pairs, "unreadable": unreadable}, indent=2))
+    else:
+        for p in pairs:
+            print(f"{p['ref_id']} ({p['at_s']:.1f} s) matches {p['matches']} at {p['offset_s']:.1f} s "
+                  f"(score {p['score']:.4g})")
+        print(f"{len(pairs)} of {len(refs) - len(unreadable)} reference(s) match another"
+              + (f"; {len(unreadable)} could not be read again" if unreadable else ""))
+    return 0
 
 
 # -- info -----------------------------------------------------------------------------------------------------------
@@ -1045,13 +1252,23 @@ failed); 2 usage error (bad arguments, missing or mismatched database, no traine
 """
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("samaf-study")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``samaf`` argument parser with its three subcommands."""
+    """The ``samaf`` argument parser with its four subcommands."""
     systems = list(_SYSTEMS)
     parser = argparse.ArgumentParser(
         prog="samaf", epilog=_EPILOG,
         description="Index recordings and identify clips with SAMAF, Dejavu, RAFS, Panako or Triplets.")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    parser.add_argument("--version", action="version", version=f"samaf {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -1104,13 +1321,19 @@ def build_parser() -> argparse.ArgumentParser:
             "others go on."),
         epilog="exit status: 0 when at least one file could be queried (matched or not); 1 when every file "
                "failed; 2 usage error (bad arguments, no database).")
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio clips (wav, flac, mp3, ogg) or folders of them")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="audio clips (wav, flac, mp3, ogg), folders of them, or - to read one path per line of stdin")
     p.add_argument("--db", required=True, metavar="PATH", help="a database written by `samaf index`")
     p.add_argument("--json", action="store_true",
                    help="print one JSON list of {file, ref_id, offset_s, score, threshold, fpr, seconds, error, "
                         "warning} (ref_id and offset_s null: no match)")
     p.add_argument("--min-seconds", type=float, default=1.0, metavar="S",
                    help="shortest clip queried (default 1.0 s)")
+    p.add_argument("--segments", action="store_true",
+                   help="long recordings: report every stretch that matches a reference, with its time range in the "
+                        "recording and in the reference (windows of --window s every --hop s)")
+    p.add_argument("--window", type=float, default=5.0, metavar="S", help="--segments window (default 5 s)")
+    p.add_argument("--hop", type=float, default=2.5, metavar="S", help="--segments hop (default 2.5 s)")
     p.add_argument("--uncalibrated", action="store_true",
                    help="accept matches at the system's own min_score, not at the database's calibrated thresholds")
     p.set_defaults(func=cmd_identify)
@@ -1131,6 +1354,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true",
                    help="when a `samaf index` is writing this --db, wait for it instead of stopping")
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("list", help="list the references of a database",
+                       description="Every reference: its name, its length and the file it was indexed from.")
+    p.add_argument("--db", required=True, metavar="PATH", help="a database written by `samaf index`")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {ref_id, seconds, source}")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("remove", help="remove references from a database",
+                       description="Take the named references out of the database (their files are not touched; "
+                                   "`samaf index` adds them again unless they are moved away). The database file "
+                                   "is rewritten without them.")
+    p.add_argument("refs", nargs="+", metavar="REF", help="reference names, as `samaf list` shows them")
+    p.add_argument("--db", required=True, metavar="PATH", help="a database written by `samaf index`")
+    p.add_argument("--wait", action="store_true",
+                   help="when a `samaf index` is writing this --db, wait for it instead of stopping")
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("dedup", help="find references that match each other",
+                       description="Query an excerpt from the middle of every reference against the database "
+                                   "without it (half of the references at a time) and list those that match "
+                                   "another reference: duplicates, copies, shared material. Needs the indexed "
+                                   "files.")
+    p.add_argument("--db", required=True, metavar="PATH", help="a database written by `samaf index`")
+    p.add_argument("--excerpt", type=float, default=5.0, metavar="S", help="excerpt length (default 5 s)")
+    p.add_argument("--uncalibrated", action="store_true", help="judge at the system's own min_score")
+    p.add_argument("--json", action="store_true", help="print {pairs: [...], unreadable: [...]}")
+    p.set_defaults(func=cmd_dedup)
 
     p = sub.add_parser("info", help="describe a database",
                        description="System, parameters, references, fingerprints, bytes and seconds indexed.")
