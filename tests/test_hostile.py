@@ -329,6 +329,27 @@ def test_absurd_amplitude_and_constant_signals_get_a_clear_answer():
         assert s.identify(np.full(3 * SR, 0.5, np.float32), SR).ref_id is None, name
 
 
+def test_identify_names_constant_clipped_and_absurd_clips(folder, tmp_path, capsys):
+    """Through the command: a constant clip is an error in words, a clip pinned at full scale gets its answer with a
+    warning, float samples of 1e30 are refused naming the likely cause."""
+    import soundfile as sf
+
+    db = tmp_path / "x.db"
+    assert _index(str(folder), "--system", "rafs", "--db", str(db)) == 0
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    write_audio(clips / "a_constant.wav", np.full(3 * SR, 0.25, np.float32), SR)
+    speech = make_speech(1, 4.0)[: 3 * SR]
+    write_audio(clips / "b_clipped.wav", np.clip(speech * 40, -1, 1), SR)
+    sf.write(clips / "c_huge.wav", (speech * 1e30).astype(np.float32), SR, subtype="FLOAT")
+    capsys.readouterr()
+    assert cli.main(["identify", str(clips), "--db", str(db), "--json"]) == 0
+    constant, clipped, huge = json.loads(capsys.readouterr().out)
+    assert "constant signal" in constant["error"]
+    assert clipped["error"] is None and "clipped" in clipped["warning"]
+    assert "expected in [-1, 1]" in huge["error"]
+
+
 @pytest.mark.parametrize("key,value", [("overlap_ratio", 0.9999), ("neighborhood_size", 100000),
                                        ("fan_value", 10**6)])
 def test_dejavu_parameters_that_would_hang_are_refused_with_their_range(key, value):
