@@ -61,6 +61,16 @@ def empty_like(system: Any) -> Any:
     return cls(**params)
 
 
+def without(system: Any, names: set[str]) -> Any:
+    """A copy of ``system``'s database without the references ``names``, rebuilt from the stored records (nothing
+    is fingerprinted again)."""
+    copy = empty_like(system)
+    for rid in system.references():
+        if rid not in names:
+            copy.add_record(rid, system.reference_record(rid))
+    return copy
+
+
 def folds(references: list[str], seed: int) -> list[list[str]]:
     """The held-out references, split into folds: a seeded draw of at most :data:`MAX_HELD_OUT`."""
     rng = np.random.default_rng(seed)
@@ -174,11 +184,7 @@ def calibrate(system: Any, load: Callable[[str], np.ndarray | None], sr: int, ta
     lo, hi = EXCERPTS_PER_REFERENCE
     per_reference = int(np.clip(-(-NEGATIVES_PER_LENGTH // sum(map(len, plan))), lo, hi))
     for fold in plan:
-        held = set(fold)
-        copy = empty_like(system)
-        for rid in references:
-            if rid not in held:
-                copy.add_record(rid, system.reference_record(rid))
+        copy = without(system, set(fold))
         for rid in fold:
             audio = load(rid)
             if audio is None:

@@ -1097,7 +1097,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     """``samaf remove``: take references out of a database (the database file is rewritten without them)."""
-    from .calibrate import empty_like
+    from .calibrate import without
 
     db = Path(args.db)
     _check_database_file(db)
@@ -1111,10 +1111,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
             raise CLIError(f"--db {db} holds no reference named {', '.join(map(repr, missing))} (`samaf list "
                            f"--db {db}` lists them); nothing was removed")
         gone = set(names)
-        kept = empty_like(system)
-        for rid in system.references():
-            if rid not in gone:
-                kept.add_record(rid, system.reference_record(rid))
+        kept = without(system, gone)
         for rid in gone:
             manifest["files"].pop(rid, None)
         try:
@@ -1131,7 +1128,7 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     """``samaf dedup``: pairs of references that match each other (the same recording indexed twice, a copy)."""
     import numpy as np
 
-    from .calibrate import empty_like
+    from .calibrate import without
 
     system, manifest = open_database(args.db)
     calibration = None if args.uncalibrated else manifest.get("calibration")
@@ -1142,11 +1139,7 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     halves = [refs[0::2], refs[1::2]]  # each half is queried against the database without it
     pairs, unreadable = [], []
     for half in halves:
-        held = set(half)
-        copy = empty_like(system)
-        for rid in refs:
-            if rid not in held:
-                copy.add_record(rid, system.reference_record(rid))
+        copy = without(system, set(half))
         for rid in half:
             audio = load(rid)
             if audio is None:
