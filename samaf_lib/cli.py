@@ -326,23 +326,43 @@ def detect_system(db: Path) -> str:
     raise CLIError(f"{db}: not a database of any system ({', '.join(_SYSTEMS)})")
 
 
-def open_database(db: str | os.PathLike) -> tuple[Any, dict]:
+def load_system(name: str, db: Path, writable: bool = False) -> Any:
+    """The database of system ``name`` at ``db``: Dejavu's opened in place (``samaf_lib.sqlite_store``: nothing
+    loaded, each add committed to the file), the others loaded from their snapshot."""
+    from . import systems
+
+    if name == "dejavu":
+        from .sqlite_store import DejavuOnDisk
+
+        return DejavuOnDisk.open(db, writable=writable)
+    return systems.load(name, db)
+
+
+def in_place(system: Any) -> bool:
+    """True when ``system`` commits what it stores to its database file itself (the journal then records only the
+    manifest entries)."""
+    return bool(getattr(system, "in_place", False))
+
+
+def open_database(db: str | os.PathLike, writable: bool = False) -> tuple[Any, dict]:
     """Load an existing database and its manifest (rebuilt from the database when missing).
+
+    ``writable``: the caller will add to or remove from the database (it holds the write lock).
 
     Raises
     ------
     CLIError
         No database at ``db``, or it cannot be read.
     """
-    from . import systems
-
     db = Path(db)
     _check_database_file(db)
     journal = _read_journal(db)  # before the snapshot: a fold in between only repeats records the snapshot has
     manifest = read_manifest(db)
     name = manifest["system"] if manifest else detect_system(db)
+    if journal is not None and any(r.kind == "add" and r.arrays for r in journal.records):
+        writable = True  # records written before Dejavu was kept in place: replaying them writes to the file
     try:
-        system = systems.load(name, db)
+        system = load_system(name, db, writable)
     except (ValueError, FileNotFoundError, OSError) as e:
         raise CLIError(f"--db {db}: cannot open the {name} database ({e})") from e
     if manifest is None:
@@ -448,7 +468,7 @@ def _open_for_index(args: argparse.Namespace, db: Path) -> tuple[Any, dict, bool
     if db.exists():
         if not db.is_file():
             raise CLIError(f"--db {db}: is not a file")
-        system, manifest = open_database(db)
+        system, manifest = open_database(db, writable=True)
         if args.system and args.system != system.name:
             raise CLIError(f"--db {db} is a {system.name} database, not {args.system}; use another --db for "
                            f"{args.system}, or --system {system.name} to add to this one")
@@ -620,6 +640,11 @@ def _index_locked(args: argparse.Namespace, root: Path, db: Path, stop: _StopReq
         raise CLIError(f"{root}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in it or below it", code=1)
     if created:  # the snapshot the journal builds on: an empty database and its manifest
         save_database(system, db, manifest)
+        if system.name == "dejavu":  # from now on the file is the database
+            try:
+                system = load_system(system.name, db, writable=True)
+            except (ValueError, OSError) as e:
+                raise CLIError(f"--db {db}: cannot open the new database in place ({e})") from e
     try:
         journal = store.Journal(db, system.name, _jsonable(system.params))
     except store.JournalError as e:
@@ -708,7 +733,8 @@ def _index_journal(args: argparse.Namespace, root: Path, db: Path, stop: _StopRe
                     reason = kind + _reason(str(e), rid, str(p))
             if reason is None:
                 entry = {**state, "blake2b": digest, "seconds": round(audio.size / LOAD_SR, 3)}
-                commit(store.Record("add", rid, entry, system.reference_record(rid)))
+                # a system kept in place has committed its rows already: the record is the manifest entry
+                commit(store.Record("add", rid, entry, {} if in_place(system) else system.reference_record(rid)))
                 added += 1
                 if args.verbose:
                     print(f"added {rid}", flush=True)
@@ -733,10 +759,13 @@ def _index_journal(args: argparse.Namespace, root: Path, db: Path, stop: _StopRe
             prefer_compiled_resampler(previous)
     if not interrupted and not args.no_calibrate and _calibration_due(manifest, len(system)):
         _calibrate_into(system, manifest, journal, quiet=args.quiet)
-    if journal.records and (created or journal.size() > db.stat().st_size):
+    snapshot = manifest_path(db) if in_place(system) else db  # what a fold rewrites
+    if journal.records and (created or journal.size() > snapshot.stat().st_size):
         # a new database gets its first snapshot; later the journal is folded when it outgrows the snapshot, so
         # adding a few files to a large database writes those files, not the database again
         journal.fold(lambda: save_database(system, db, manifest))
+    if in_place(system):  # fold SQLite's log into the file: the database is one file again when index ends
+        system.save(db)
     total = len(system)
     parts = [f"{added} file(s) added", f"{skipped} skipped", f"{n_present} already indexed"]
     if n_skipped_before:
@@ -1104,14 +1133,18 @@ def cmd_remove(args: argparse.Namespace) -> int:
     with database_lock(db, wait=args.wait):
         for tmp in _clean_orphans(db):
             _warn(f"removed {tmp.name}, left by an interrupted save")
-        system, manifest = open_database(db)
+        system, manifest = open_database(db, writable=True)
         names = list(dict.fromkeys(args.refs))
         missing = [n for n in names if n not in system]
         if missing:
             raise CLIError(f"--db {db} holds no reference named {', '.join(map(repr, missing))} (`samaf list "
                            f"--db {db}` lists them); nothing was removed")
         gone = set(names)
-        kept = without(system, gone)
+        if in_place(system):  # deleted in the file, in one transaction; the fold below writes the manifest
+            system.remove(names)
+            kept = system
+        else:
+            kept = without(system, gone)
         for rid in gone:
             manifest["files"].pop(rid, None)
         try:

@@ -1,0 +1,142 @@
+"""Dejavu's database in memory (``Dejavu.load``) against in place (``samaf_lib.sqlite_store``), as it grows.
+
+The database is filled to each size in hours: the first hour with real fingerprints of generated music (8-s
+clips, ``conftest.make_music``), the rest with synthetic songs drawn to match them: the same rows per second of
+audio, hashes uniform over the 10-byte space (Dejavu's hashes are cut SHA-1 digests, so real ones are uniform
+too), offsets uniform over each song's frames. Synthetic rows compete for lookups as real ones from other songs
+do: a query hash rarely meets them, as it rarely meets another real song's.
+
+At each size, in a fresh process per mode: seconds to open the database, resident memory after opening and after
+the queries (peak RSS), 5-s query latency p50/p95 (excerpts of the real songs), the time to add one 8-s file and
+commit it, and bytes on disk per hour. Results to ``reports/bench_dejavu_disk.json`` (timings: not committed).
+
+    python benchmarks/dejavu_disk.py --hours 1,10,100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+SR = 16000
+CLIP_S = 8.0
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def build(db: Path, hours: float, seed: int = 0) -> dict:
+    """Fill ``db`` (a new Dejavu file) to ``hours``; return the fill's facts."""
+    from conftest import make_music
+
+    from samaf_lib.sqlite_store import DejavuOnDisk
+    from samaf_lib.systems.dejavu import Dejavu
+
+    Dejavu().save(db)
+    system = DejavuOnDisk.open(db)
+    system._con.execute("PRAGMA synchronous = OFF")  # the fill only; the measured add runs with FULL
+    n_real = int(min(hours, 1.0) * 3600 / CLIP_S)
+    for i in range(n_real):
+        system.add(f"real{i:05d}", make_music(i, CLIP_S), SR)
+    st = system.stats()
+    rows_per_s = st["fingerprints"] / st["seconds"]
+    frames = int(CLIP_S * SR / system.hop)
+    rng = np.random.default_rng(seed)
+    n_syn = int(max(hours - 1.0, 0.0) * 3600 / CLIP_S)
+    per_song = int(round(rows_per_s * CLIP_S))
+    for j in range(n_syn):
+        hashes = rng.integers(0, 256, size=(per_song, 10), dtype=np.uint8)
+        offsets = rng.integers(0, frames, size=per_song)
+        rows = sorted({(h.tobytes(), int(t)) for h, t in zip(hashes, offsets)})
+        system._insert(f"syn{j:07d}", "0" * 40, CLIP_S, SR, rows, len(rows))
+    system.save(db)
+    system.close()
+    return {"real_songs": n_real, "synthetic_songs": n_syn, "rows_per_second": rows_per_s}
+
+
+def measure(db: Path, mode: str, n_queries: int = 40) -> dict:
+    """One mode in this process: open, query, add one file."""
+    from conftest import make_music
+
+    from samaf_lib.sqlite_store import DejavuOnDisk
+    from samaf_lib.systems.dejavu import Dejavu
+
+    rss0 = _rss_mb()
+    t0 = time.perf_counter()
+    system = Dejavu.load(db) if mode == "memory" else DejavuOnDisk.open(db)
+    open_s = time.perf_counter() - t0
+    rss_open = _rss_mb()
+    n_real = sum(1 for r in system.references() if r.startswith("real"))
+    rng = np.random.default_rng(1)
+    lat, correct = [], 0
+    for q in range(n_queries):
+        i = int(rng.integers(n_real))
+        x = make_music(i, CLIP_S)
+        start = int(rng.integers(0, int(3 * SR)))
+        t = time.perf_counter()
+        m = system.identify(x[start: start + 5 * SR], SR)
+        lat.append(time.perf_counter() - t)
+        correct += m.ref_id == f"real{i:05d}"
+    t = time.perf_counter()
+    system.add("added", make_music(10 ** 6, CLIP_S), SR)
+    if mode == "memory":
+        system.save(Path(str(db) + ".copy"))  # what committing meant before: the whole database written out
+    add_s = time.perf_counter() - t
+    return {"mode": mode, "open_s": open_s, "rss_before_mb": rss0, "rss_open_mb": rss_open,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "query_p50_ms": 1000 * float(np.percentile(lat, 50)), "query_p95_ms": 1000 * float(np.percentile(lat, 95)),
+            "top1": correct / n_queries, "add_one_file_s": add_s}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hours", default="1,10")
+    ap.add_argument("--work", default="/tmp/bench_dejavu_disk")
+    ap.add_argument("--out", default=str(ROOT / "reports" / "bench_dejavu_disk.json"))
+    ap.add_argument("--measure", nargs=2, metavar=("DB", "MODE"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.measure:
+        print(json.dumps(measure(Path(a.measure[0]), a.measure[1])))
+        return 0
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    for hours in [float(h) for h in a.hours.split(",")]:
+        db = work / f"{hours:g}h.dejavu"
+        for p in work.glob(f"{db.name}*"):
+            p.unlink()
+        t = time.perf_counter()
+        fill = build(db, hours)
+        fill["fill_s"] = time.perf_counter() - t
+        size = db.stat().st_size
+        row = {"hours": hours, **fill, "file_bytes": size, "bytes_per_hour": size / hours}
+        for mode in ("memory", "in_place"):
+            out = subprocess.run([sys.executable, __file__, "--measure", str(db), mode], capture_output=True,
+                                 text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            row[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+        results.append(row)
+        print(json.dumps(row), flush=True)
+        for p in work.glob(f"{db.name}*"):
+            p.unlink()
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
