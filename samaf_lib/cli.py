@@ -692,6 +692,13 @@ def _index_journal(args: argparse.Namespace, root: Path, db: Path, stop: _StopRe
                       f"{old['source']}; give each folder its own --db, or rename one of the files")
                 continue
             n_present += 1
+            if in_place(system) and old.get("size") is None:
+                # committed to the file by a run killed before its manifest entry reached the journal: write the
+                # entry now (the rows are complete: they were one transaction)
+                seconds = float(system.reference_record(rid)["seconds"])
+                commit(store.Record("add", rid, {**state, "blake2b": content_hash(p), "seconds": round(seconds, 3)},
+                                    {}))
+                continue
             if old.get("size") is not None and (old["size"], old["mtime_ns"]) != (state["size"], state["mtime_ns"]):
                 n_changed += 1
                 _warn(f"{rid}: changed since it was indexed; kept its old fingerprints (a system cannot remove a "

@@ -133,3 +133,6 @@ def test_a_kill_between_the_file_commit_and_the_journal_keeps_one_copy(tmp_path,
     assert cli.main(args) == 0
     assert "0 file(s) added" in capsys.readouterr().out
     assert _rows(db)[0] == 3
+    _, manifest = cli.open_database(db)  # and its entry was written from the file on disk
+    entry = manifest["files"]["m2.wav"]
+    assert entry["size"] == (audio / "m2.wav").stat().st_size and entry["blake2b"] and entry["seconds"] == 8.0
