@@ -326,12 +326,16 @@ def detect_system(db: Path) -> str:
     raise CLIError(f"{db}: not a database of any system ({', '.join(_SYSTEMS)})")
 
 
+#: Systems whose database the toolkit keeps in its file (opened in place, each add committed there).
+IN_PLACE_SYSTEMS = ("dejavu",)
+
+
 def load_system(name: str, db: Path, writable: bool = False) -> Any:
     """The database of system ``name`` at ``db``: Dejavu's opened in place (``samaf_lib.sqlite_store``: nothing
     loaded, each add committed to the file), the others loaded from their snapshot."""
     from . import systems
 
-    if name == "dejavu":
+    if name in IN_PLACE_SYSTEMS:
         from .sqlite_store import DejavuOnDisk
 
         return DejavuOnDisk.open(db, writable=writable)
@@ -640,7 +644,7 @@ def _index_locked(args: argparse.Namespace, root: Path, db: Path, stop: _StopReq
         raise CLIError(f"{root}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in it or below it", code=1)
     if created:  # the snapshot the journal builds on: an empty database and its manifest
         save_database(system, db, manifest)
-        if system.name == "dejavu":  # from now on the file is the database
+        if system.name in IN_PLACE_SYSTEMS:  # from now on the file is the database
             try:
                 system = load_system(system.name, db, writable=True)
             except (ValueError, OSError) as e:
@@ -695,9 +699,8 @@ def _index_journal(args: argparse.Namespace, root: Path, db: Path, stop: _StopRe
             if in_place(system) and old.get("size") is None:
                 # committed to the file by a run killed before its manifest entry reached the journal: write the
                 # entry now (the rows are complete: they were one transaction)
-                seconds = float(system.reference_record(rid)["seconds"])
-                commit(store.Record("add", rid, {**state, "blake2b": content_hash(p), "seconds": round(seconds, 3)},
-                                    {}))
+                entry = {**state, "blake2b": content_hash(p), "seconds": round(system.duration_s(rid), 3)}
+                commit(store.Record("add", rid, entry, {}))
                 continue
             if old.get("size") is not None and (old["size"], old["mtime_ns"]) != (state["size"], state["mtime_ns"]):
                 n_changed += 1

@@ -2,7 +2,7 @@
 transaction per reference (README, "What samaf index guarantees").
 
 :class:`Dejavu` (``samaf_lib.systems.dejavu``) keeps its database in memory and writes it out whole; that is what
-the study's pipeline uses. At archive scale it would hold every fingerprint in RAM (about 32 GB at 1,000 hours)
+the study's pipeline uses. At archive scale it would hold every fingerprint in RAM (40 MB per hour: about 40 GB at 1,000 hours)
 and rewrite the file on every save. :class:`DejavuOnDisk` is the same system, same schema, same queries, with the
 connection pointed at the file itself:
 
@@ -91,6 +91,10 @@ class DejavuOnDisk(Dejavu):
                 self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return
         super().save(path)
+
+    def duration_s(self, ref_id: str) -> float:
+        """Seconds of audio stored for ``ref_id`` (from the songs table, no fingerprint read)."""
+        return float(self._refs[ref_id][1])
 
     def remove(self, ref_ids: list[str]) -> None:
         """Delete the references ``ref_ids`` (their songs and fingerprints) in one transaction.
