@@ -2,9 +2,9 @@
 transaction per reference (README, "What samaf index guarantees").
 
 :class:`Dejavu` (``samaf_lib.systems.dejavu``) keeps its database in memory and writes it out whole; that is what
-the study's pipeline uses. At archive scale it would hold every fingerprint in RAM (40 MB per hour: about 40 GB at 1,000 hours)
-and rewrite the file on every save. :class:`DejavuOnDisk` is the same system, same schema, same queries, with the
-connection pointed at the file itself:
+the study's pipeline uses. At archive scale it would hold every fingerprint in RAM (40 MB per hour: about 40 GB
+at 1,000 hours) and rewrite the file on every save. :class:`DejavuOnDisk` is the same system, same schema, same
+queries, with the connection pointed at the file itself:
 
 - the file is put in SQLite's write-ahead-log mode (``PATH-wal`` and ``PATH-shm`` beside it) with
   ``synchronous = FULL``: each reference is one transaction (its song row and all its fingerprint rows, inserted
