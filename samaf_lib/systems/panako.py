@@ -812,6 +812,16 @@ class Panako:
             self._index = (h[order], r[order], t1[order], dt[order], f1[order])
         return self._index
 
+    def _lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Stored triplets whose hash equals each of ``hashes``: ``(counts, refs, t1, dt13, f1)``, hits per hash
+        and, for every hit (grouped by hash, hashes in order), its reference index, time, span and frequency."""
+        keys, refs, rt1, rdt, rf1 = self._build_index()
+        lo = np.searchsorted(keys, hashes.astype(keys.dtype), side="left")
+        hi = np.searchsorted(keys, hashes.astype(keys.dtype), side="right")
+        counts = hi - lo
+        di = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+        return counts, refs[di], rt1[di], rdt[di], rf1[di]
+
     # ---- matching ----------------------------------------------------------------------------------------------
     def identify(self, audio: np.ndarray, sr: int) -> Match:
         """Find the reference ``audio`` comes from, tolerating time-scale and pitch change.
@@ -833,19 +843,14 @@ class Panako:
         ev, trip, qh = self._analyse(audio, sr, "query")
         if len(trip) == 0 or not self._ref_ids:
             return NO_MATCH
-        keys, refs, rt1, rdt, rf1 = self._build_index()
-        lo = np.searchsorted(keys, qh.astype(keys.dtype), side="left")
-        hi = np.searchsorted(keys, qh.astype(keys.dtype), side="right")
-        counts = hi - lo
-        total = int(counts.sum())
-        if total == 0:
+        counts, refs, rt1, rdt, rf1 = self._lookup(qh)
+        if refs.size == 0:
             return NO_MATCH
         qi = np.repeat(np.arange(len(trip)), counts)
-        di = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(total)
         t, f = ev[:, 0].astype(np.int64), ev[:, 1].astype(np.int64)
         p = self.params
-        res = align_hits(refs[di], t[trip[qi, 0]], t[trip[qi, 2]] - t[trip[qi, 0]], f[trip[qi, 0]],
-                         rt1[di], rdt[di], rf1[di], len(self._ref_ids), p["min_matches"], p["min_ratio"],
+        res = align_hits(refs, t[trip[qi, 0]], t[trip[qi, 2]] - t[trip[qi, 0]], f[trip[qi, 0]],
+                         rt1, rdt, rf1, len(self._ref_ids), p["min_matches"], p["min_ratio"],
                          p["max_ratio"], p["offset_bin"], p["bins_per_octave"])
         score = res["score"]
         best = int(np.argmax(score))                      # ties: the reference added first

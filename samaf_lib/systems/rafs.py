@@ -500,7 +500,7 @@ class RAFS:
         """
         p = self.params
         frames = np.flatnonzero(~quiet)
-        if frames.size == 0 or db["sorted"].size == 0:
+        if frames.size == 0:
             return None
         # Every combination of the k least reliable bits toggled: variants (n, 2**k).
         k = p["flip_bits"]
@@ -511,17 +511,10 @@ class RAFS:
             flips |= bit_values[:, j: j + 1] * use[None, :]
         variants = (q[frames, None] ^ flips).reshape(-1)
         qframe = np.repeat(frames, 2 ** k)
-        # Exact-match lookup of all variants at once.
-        left = np.searchsorted(db["sorted"], variants, side="left")
-        right = np.searchsorted(db["sorted"], variants, side="right")
-        counts = right - left
-        total = int(counts.sum())
-        if total == 0:
+        counts, ref, local = self._lookup(db, variants)
+        if ref.size == 0:
             return None
-        first = np.repeat(left - (np.cumsum(counts) - counts), counts) + np.arange(total)
-        pos = db["order"][first]
-        ref = np.searchsorted(db["starts"], pos, side="right") - 1
-        start = pos - db["starts"][ref] - np.repeat(qframe, counts)
+        start = local - np.repeat(qframe, counts)
         key = (ref.astype(np.int64) << 32) + (start.astype(np.int64) + (1 << 31))
         keys, votes = np.unique(key, return_counts=True)
         if keys.size > p["max_candidates"]:
@@ -529,6 +522,21 @@ class RAFS:
         cand_ref = (keys >> 32).astype(np.int64)
         cand_start = (keys & 0xFFFFFFFF) - (1 << 31)
         return self._verify(db, q, cand_ref, cand_start)
+
+    def _lookup(self, db: dict[str, np.ndarray], keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact-match lookup of sub-fingerprints ``keys`` (uint32) among the stored non-quiet ones.
+
+        Returns ``(counts, ref, local)``: hits per key, and for every hit (grouped by key, keys in order) its
+        reference index and its position in that reference.
+        """
+        left = np.searchsorted(db["sorted"], keys, side="left")
+        right = np.searchsorted(db["sorted"], keys, side="right")
+        counts = right - left
+        total = int(counts.sum())
+        first = np.repeat(left - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        pos = db["order"][first]
+        ref = np.searchsorted(db["starts"], pos, side="right") - 1
+        return counts, ref, pos - db["starts"][ref]
 
     def _verify(self, db: dict[str, np.ndarray], q: np.ndarray, cand_ref: np.ndarray,
                 cand_start: np.ndarray) -> tuple[float, int, int] | None:

@@ -727,6 +727,17 @@ class Triplets:
             self._index = (h[order], r[order], t1[order], f1[order], dt[order])
         return self._index
 
+    def _lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Stored triplets whose hash equals each of ``hashes``: ``(counts, rows, refs, t1, f1, dt13)``, hits per
+        hash and, for every hit (grouped by hash, hashes in order), a number naming that stored triplet, its
+        reference index, time, frequency and span."""
+        keys, refs, rt1, rf1, rdt = self._build_index()
+        lo = np.searchsorted(keys, hashes, side="left")
+        hi = np.searchsorted(keys, hashes, side="right")
+        counts = hi - lo
+        di = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+        return counts, di, refs[di], rt1[di], rf1[di], rdt[di]
+
     # ---- matching ----------------------------------------------------------------------------------------------
     def identify(self, audio: np.ndarray, sr: int) -> Match:
         """Find the reference ``audio`` comes from, tolerating time-scale and pitch change.
@@ -760,23 +771,17 @@ class Triplets:
     def _hits(self, ev: np.ndarray, trip: np.ndarray) -> dict[str, np.ndarray] | None:
         """All (query triplet, reference triplet) pairs with equal hashes, as column arrays."""
         p = self.params
-        keys, refs, rt1, rf1, rdt = self._build_index()
         if p["probe"]:
             qh, qt = probe_hashes(ev, trip, p["max_df"], p["ratio_levels"], p["f1_bands"], self.n_bins)
         else:
             qh, qt = self._hashes(ev, trip), np.arange(len(trip))
-        lo = np.searchsorted(keys, qh, side="left")
-        hi = np.searchsorted(keys, qh, side="right")
-        counts = hi - lo
-        total = int(counts.sum())
-        if total == 0:
+        counts, di, refs, rt1, rf1, rdt = self._lookup(qh)
+        if refs.size == 0:
             return None
         qi = np.repeat(qt, counts)
-        start = np.repeat(lo - (np.cumsum(counts) - counts), counts)
-        di = start + np.arange(total)
         t = ev[:, 0].astype(np.float64)
-        return {"ref": refs[di].astype(np.int64), "tr": rt1[di].astype(np.float64),
-                "fr": rf1[di].astype(np.int64), "dtr": rdt[di].astype(np.float64),
+        return {"ref": refs.astype(np.int64), "tr": rt1.astype(np.float64),
+                "fr": rf1.astype(np.int64), "dtr": rdt.astype(np.float64),
                 "tq": t[trip[qi, 0]], "fq": ev[trip[qi, 0], 1].astype(np.int64),
                 "dtq": t[trip[qi, 2]] - t[trip[qi, 0]], "qi": qi, "di": di}
 

@@ -1,0 +1,664 @@
+"""The fingerprints of RAFS, Panako, triplets and SAMAF kept in an LMDB file, for the toolkit: opened without
+loading them, grown by one committed transaction per reference (README, "What samaf index guarantees").
+
+The systems' own classes (``samaf_lib.systems``) keep their database in memory and write it out whole; that is
+what the study's pipeline uses. At archive scale RAFS alone would hold 1.2 GB per 1,000 hours of sub-fingerprints
+in RAM and rewrite them on every save. Here one store layer, :class:`Store`, keeps any of them in one LMDB file
+(the key-value store Panako 2 and Olaf keep their fingerprints in), and each system says only what it stores:
+
+- the arrays of a reference (its :meth:`reference_record`), kept whole under the reference's number;
+- its *postings*: one fixed-size row per stored fingerprint, filed under the fingerprint's hash (LMDB's sorted
+  duplicates), so that a query's hashes are looked up in the file without reading anything else.
+
+:class:`Store` appends, commits, removes and reopens; the on-disk class of each system (:class:`RAFSOnDisk`,
+:class:`PanakoOnDisk`, :class:`TripletsOnDisk`, :class:`SAMAFOnDisk`) is that system with the same parameters,
+fingerprints and scores, its lookups answered by the store. SAMAF's search needs every code in memory (a faiss
+binary index), so :class:`SAMAFOnDisk` reads its codes once when it opens, then appends to the file like the others.
+
+A file is ``PATH`` (LMDB's data file) and ``PATH-lock`` (its reader table) beside it. Each reference is one write
+transaction, durable when ``add`` returns; a kill at any moment leaves the file as it was after the last commit
+(LMDB never overwrites a committed page). Readers open it read-only and see every commit made before their
+lookup; the CLI's lock file keeps writers to one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .systems.panako import BYTES_PER_TRIPLET as PANAKO_TRIPLET_BYTES
+from .systems.panako import Panako
+from .systems.rafs import RAFS
+from .systems.triplets import BYTES_PER_TRIPLET as TRIPLETS_TRIPLET_BYTES
+from .systems.triplets import Triplets
+
+#: The most an LMDB file may grow to: address space reserved when it is opened, not disk (the file grows as it
+#: fills).
+MAP_SIZE = 1 << 40
+#: Format tag in every file's meta table.
+FORMAT = "samaf-lmdb-v1"
+_LMDB_MAGIC = 0xBEEFC0DE  # at byte 16 of an LMDB data file (its first meta page)
+#: LMDB environments open in this process, by resolved path: (environment, writable, users).
+_OPEN: dict[str, tuple[Any, bool, int]] = {}
+_IDX = struct.Struct(">I")  # a reference's number, big-endian so that the file keeps them in order
+
+
+def is_lmdb(path: str | os.PathLike) -> bool:
+    """True when ``path`` is an LMDB data file (by its first meta page), False for anything else."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(20)
+    except OSError:
+        return False
+    return len(head) == 20 and struct.unpack_from("<I", head, 16)[0] == _LMDB_MAGIC
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _from_npy(data: bytes | memoryview) -> np.ndarray:
+    return np.lib.format.read_array(io.BytesIO(bytes(data)), allow_pickle=False)
+
+
+class Store:
+    """One LMDB file holding one system's database (see the module docstring). Built by :meth:`create` or
+    :meth:`open`.
+
+    Tables: ``meta`` (format, system, parameters, key and posting layout, and the system's extras),
+    ``refs`` (name -> number and seconds), ``names`` (number -> name), ``arrays`` (number + field -> ``.npy``
+    bytes), ``postings`` (hash -> fixed-size rows, sorted duplicates).
+    """
+
+    def __init__(self, env: Any, path: Path, writable: bool) -> None:
+        self._env, self.path, self.writable = env, path, writable
+        self._dbs = {name: env.open_db(name.encode(), create=False) for name in ("meta", "refs", "names", "arrays")}
+        self._dbs["postings"] = env.open_db(b"postings", dupsort=True, dupfixed=True, create=False)
+        with env.begin() as txn:
+            raw = txn.get(b"meta", db=self._dbs["meta"])
+        if raw is None:
+            raise ValueError("no meta record")
+        self.meta: dict[str, Any] = json.loads(raw)
+        if self.meta.get("format") != FORMAT:
+            raise ValueError(f"format {self.meta.get('format')!r}, expected {FORMAT!r}")
+        self.key_dtype = np.dtype(self.meta["key"])
+        self.row_dtype = np.dtype([(n, t) for n, t in self.meta["row"]])
+        self.names: dict[int, tuple[str, float, int]] = {}  # number -> (name, seconds, fingerprints)
+        self._entries: tuple[int, int] = (-1, -1)
+        self.refresh()
+
+    # -- opening --------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _env(path: Path, writable: bool, create: bool = False) -> Any:
+        """An LMDB environment for ``path``. LMDB allows one per file and process: a file already open here is
+        shared (its count of users raised), so that a second open of it in this process reads the same file."""
+        import lmdb
+
+        key = str(path.resolve())
+        if key in _OPEN:
+            env, was_writable, users = _OPEN[key]
+            if writable and not was_writable:
+                raise ValueError(f"{path} is open read-only in this process (its folder or file is not writable)")
+            _OPEN[key] = (env, was_writable, users + 1)
+            return env
+        # opened for writing whenever the file allows it, so that one environment serves a reader and a writer in
+        # this process; a Store opened to read refuses to write (Store.writable)
+        writable = writable or (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+        env = lmdb.open(str(path), subdir=False, readonly=not writable, create=create, map_size=MAP_SIZE,
+                         max_dbs=6, meminit=False, sync=True, metasync=True, readahead=False)
+        _OPEN[str(path.resolve())] = (env, writable, 1)
+        return env
+
+    @staticmethod
+    def _release(env: Any, path: Path) -> None:
+        """Close ``env`` when its last user in this process lets it go."""
+        key = str(path.resolve())
+        _, writable, users = _OPEN.get(key, (env, False, 1))
+        if users > 1:
+            _OPEN[key] = (env, writable, users - 1)
+            return
+        _OPEN.pop(key, None)
+        env.close()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, writable: bool = False) -> Store:
+        """Open the store at ``path``.
+
+        Raises
+        ------
+        FileNotFoundError
+            No file at ``path``.
+        ValueError
+            Not an LMDB file of this format (the message names ``path``).
+        """
+        import lmdb
+
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no such database file")
+        if not is_lmdb(p):
+            raise ValueError(f"{p}: not an LMDB file")
+        try:
+            env = cls._env(p, writable)
+        except lmdb.Error as e:
+            raise ValueError(f"{p}: cannot open it as LMDB ({e})") from e
+        try:
+            return cls(env, p.resolve(), writable)
+        except (lmdb.Error, ValueError, KeyError, TypeError) as e:
+            cls._release(env, p)
+            raise ValueError(f"{p}: not a samaf LMDB database ({e})") from e
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, meta: dict[str, Any], extras: dict[str, bytes] | None = None) -> None:
+        """Write a new, empty store at ``path`` (atomically: built beside it, then renamed into place).
+
+        ``meta`` holds ``system``, ``params``, ``key`` (the hash's dtype string) and ``row`` (the posting's
+        ``[[field, dtype], ...]``), and whatever else the system keeps there; ``extras`` the system's blobs
+        (:meth:`extra`)."""
+        from .io import atomic_path
+
+        with atomic_path(path) as tmp:
+            env = cls._env(tmp, writable=True, create=True)
+            try:
+                dbs = {name: env.open_db(name.encode()) for name in ("meta", "refs", "names", "arrays")}
+                env.open_db(b"postings", dupsort=True, dupfixed=True)
+                with env.begin(write=True) as txn:
+                    txn.put(b"meta", json.dumps({**meta, "format": FORMAT, "next": 0}, sort_keys=True).encode(),
+                            db=dbs["meta"])
+                    for key, data in (extras or {}).items():
+                        txn.put(f"extra/{key}".encode(), data, db=dbs["meta"])
+                env.sync(True)
+            finally:
+                cls._release(env, tmp)
+            Path(str(tmp) + "-lock").unlink(missing_ok=True)
+
+    def extra(self, key: str) -> bytes | None:
+        """The system's blob ``key`` (SAMAF: its model), kept in the meta table when the store was created."""
+        with self._env.begin() as txn:
+            data = txn.get(f"extra/{key}".encode(), db=self._dbs["meta"])
+        return None if data is None else bytes(data)
+
+    def refresh(self) -> bool:
+        """Reread the reference list if another process committed since; True when it changed."""
+        with self._env.begin() as txn:
+            # (references, numbers given out): any add or removal since changes one of the two
+            entries = (txn.stat(self._dbs["names"])["entries"],
+                       json.loads(txn.get(b"meta", db=self._dbs["meta"]))["next"])
+            if entries == self._entries:
+                return False
+            names = {}
+            for k, v in txn.cursor(db=self._dbs["names"]):
+                rid, seconds, count = json.loads(bytes(v))
+                names[_IDX.unpack(k)[0]] = (str(rid), float(seconds), int(count))
+        self.names, self._entries = names, entries
+        return True
+
+    # -- writing --------------------------------------------------------------------------------------------------
+    def add(self, ref_id: str, seconds: float, count: int, arrays: dict[str, np.ndarray], postings: Any) -> int:
+        """Store a reference in one transaction and return its number: its ``arrays``, and the ``(keys, rows)``
+        that ``postings(number)`` gives. ``count`` is the fingerprints it holds (for statistics). Durable when
+        this returns.
+
+        Raises
+        ------
+        ValueError
+            ``ref_id`` is already stored, or the postings do not match the store's layout.
+        """
+        self._check_writable()
+        with self._env.begin(write=True) as txn:
+            if txn.get(ref_id.encode(), db=self._dbs["refs"]) is not None:
+                raise ValueError(f"reference {ref_id!r} is already in the database")
+            meta = json.loads(txn.get(b"meta", db=self._dbs["meta"]))
+            idx = int(meta["next"])
+            keys, rows = postings(idx)
+            if keys.shape != rows.shape or keys.ndim != 1:
+                raise ValueError(f"{ref_id!r}: {keys.shape} keys for {rows.shape} posting rows")
+            meta["next"] = idx + 1
+            txn.put(b"meta", json.dumps(meta, sort_keys=True).encode(), db=self._dbs["meta"])
+            ib = _IDX.pack(idx)
+            txn.put(ref_id.encode(), ib, db=self._dbs["refs"])
+            txn.put(ib, json.dumps([ref_id, float(seconds), int(count)]).encode(), db=self._dbs["names"])
+            for field, arr in arrays.items():
+                txn.put(ib + field.encode(), _npy(arr), db=self._dbs["arrays"])
+            txn.cursor(db=self._dbs["postings"]).putmulti(self._items(keys, rows, sort=True), dupdata=True)
+        self.names[idx] = (ref_id, float(seconds), int(count))
+        self._entries = (self._entries[0] + 1, idx + 1)
+        return idx
+
+    def _items(self, keys: np.ndarray, rows: np.ndarray, sort: bool = False) -> list[tuple[bytes, bytes]]:
+        """``(key bytes, row bytes)`` pairs in the store's layout (sorted by key: LMDB inserts those faster)."""
+        k = np.ascontiguousarray(keys, dtype=self.key_dtype)
+        v = np.ascontiguousarray(rows, dtype=self.row_dtype)
+        if sort:
+            order = np.argsort(k, kind="stable")
+            k, v = k[order], v[order]
+        kb, vb = k.tobytes(), v.tobytes()
+        ks, vs = self.key_dtype.itemsize, self.row_dtype.itemsize
+        return [(kb[i * ks:(i + 1) * ks], vb[i * vs:(i + 1) * vs]) for i in range(k.size)]
+
+    def _check_writable(self) -> None:
+        if not self.writable:
+            raise PermissionError(f"{self.path}: opened to read; open it writable to change it")
+
+    def remove(self, idxs: list[int], postings: Any) -> None:
+        """Delete the references numbered ``idxs`` in one transaction; ``postings(arrays, idx)`` gives the
+        ``(keys, rows)`` each one filed (the system recomputes them from its stored arrays)."""
+        self._check_writable()
+        with self._env.begin(write=True) as txn:
+            for idx in idxs:
+                ib = _IDX.pack(idx)
+                arrays = self._read_arrays(txn, idx)
+                for key, row in self._items(*postings(arrays, idx)):
+                    txn.delete(key, row, db=self._dbs["postings"])
+                for field in arrays:
+                    txn.delete(ib + field.encode(), db=self._dbs["arrays"])
+                txn.delete(self.names[idx][0].encode(), db=self._dbs["refs"])
+                txn.delete(ib, db=self._dbs["names"])
+        for idx in idxs:
+            del self.names[idx]
+        self._entries = (self._entries[0] - len(idxs), self._entries[1])
+
+    def sync(self) -> None:
+        """Flush to disk (every commit already is; this is for a store opened without sync)."""
+        if self.writable:
+            self._env.sync(True)
+
+    def copy_to(self, path: str | os.PathLike) -> None:
+        """A compacted copy of the whole store at ``path``, written atomically."""
+        from .io import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            self._env.copyfd(fh.fileno(), compact=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._release(self._env, self.path)
+            self._env = None
+
+    # -- reading --------------------------------------------------------------------------------------------------
+    def _read_arrays(self, txn: Any, idx: int) -> dict[str, np.ndarray]:
+        ib = _IDX.pack(idx)
+        out = {}
+        cur = txn.cursor(db=self._dbs["arrays"])
+        if cur.set_range(ib):
+            for k, v in cur:
+                if not k.startswith(ib):
+                    break
+                out[bytes(k[len(ib):]).decode()] = _from_npy(v)
+        return out
+
+    def arrays(self, idx: int) -> dict[str, np.ndarray]:
+        """The arrays stored for reference number ``idx``."""
+        with self._env.begin() as txn:
+            return self._read_arrays(txn, idx)
+
+    def arrays_of(self, idxs: np.ndarray, field: str) -> list[np.ndarray]:
+        """Array ``field`` of each reference in ``idxs``, read in one transaction."""
+        with self._env.begin() as txn:
+            return [_from_npy(txn.get(_IDX.pack(int(i)) + field.encode(), db=self._dbs["arrays"])) for i in idxs]
+
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The postings filed under each of ``keys``.
+
+        Returns
+        -------
+        counts : np.ndarray, int64, shape (len(keys),)
+            Rows found per key.
+        rows : np.ndarray, the store's row dtype, shape (counts.sum(),)
+            Every row found, grouped by key in the order of ``keys``.
+        """
+        k = np.ascontiguousarray(keys, dtype=self.key_dtype)
+        uniq, inverse = np.unique(k, return_inverse=True)  # sorted: LMDB walks its tree in order
+        ks, vs = self.key_dtype.itemsize, self.row_dtype.itemsize
+        ub = uniq.tobytes()
+        with self._env.begin() as txn:
+            found = txn.cursor(db=self._dbs["postings"]).getmulti(
+                [ub[i * ks:(i + 1) * ks] for i in range(uniq.size)], dupdata=True, dupfixed_bytes=vs, keyfixed=True)
+            rec = np.frombuffer(bytes(found), dtype=[("key", self.key_dtype), ("row", self.row_dtype)])
+        per_uniq = np.bincount(np.searchsorted(uniq, rec["key"]), minlength=uniq.size)
+        first = np.concatenate([[0], np.cumsum(per_uniq)[:-1]]).astype(np.int64)
+        counts = per_uniq[inverse].astype(np.int64)
+        take = np.repeat(first[inverse] - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+        return counts, rec["row"][take]
+
+    def postings(self) -> int:
+        """Rows in the postings table."""
+        with self._env.begin() as txn:
+            return int(txn.stat(self._dbs["postings"])["entries"])
+
+    def file_bytes(self) -> int:
+        """Bytes the file's pages take (LMDB's last page number times its page size)."""
+        info, stat = self._env.info(), self._env.stat()
+        return int((info["last_pgno"] + 1) * stat["psize"])
+
+
+class OnDisk:
+    """What the on-disk class of every system shares: it is the system, with its database in a :class:`Store`.
+
+    Constructed directly, it is the in-memory system (used for copies); built by :meth:`open`, it keeps in memory
+    only its references' names, seconds and fingerprint counts. Each system declares :attr:`KEY` (its hash's
+    dtype), :attr:`ROW` (its posting's fields) and :meth:`_postings` (what it files for a stored record).
+    """
+
+    KEY: ClassVar[str]
+    ROW: ClassVar[list[tuple[str, str]]]
+    #: The base class's list of reference names.
+    NAMES: ClassVar[str] = "_ref_ids"
+    _disk: Store | None = None
+
+    # -- what each system says -------------------------------------------------------------------------------------
+    def _postings(self, record: dict[str, np.ndarray], idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(keys, rows)`` that reference number ``idx`` with the stored ``record`` files under its hashes."""
+        raise NotImplementedError
+
+    def _count(self, record: dict[str, np.ndarray]) -> int:
+        """Fingerprints in ``record`` (for statistics)."""
+        return int(next(iter(record.values())).shape[0])
+
+    def _disk_bytes(self, n: int) -> int:
+        """The system's ``stats()["bytes"]`` for ``n`` stored fingerprints."""
+        raise NotImplementedError
+
+    @classmethod
+    def _meta(cls, system: Any) -> dict[str, Any]:
+        return {"system": cls.name, "params": system.params, "key": cls.KEY, "row": cls.ROW}
+
+    # -- creating and opening ------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike, system: Any) -> None:
+        """Write the in-memory ``system`` as a new store at ``path``: the empty store atomically, then each of its
+        references in its own transaction."""
+        Store.create(path, cls._meta(system), cls._extras(system))
+        disk = cls.open(path, writable=True)
+        try:
+            for rid in system.references():
+                disk.add_record(rid, system.reference_record(rid))
+        finally:
+            disk.close()
+
+    @classmethod
+    def _extras(cls, system: Any) -> dict[str, bytes]:
+        """What the system needs beyond its parameters (nothing, except for SAMAF's model)."""
+        return {}
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, writable: bool = False) -> Any:
+        """Open the store at ``path`` in place.
+
+        Raises
+        ------
+        FileNotFoundError
+            No file at ``path``.
+        ValueError
+            Not a store of this system (another system's, another format, damaged); names ``path``.
+        """
+        st = Store.open(path, writable)
+        try:
+            if st.meta.get("system") != cls.name:
+                raise ValueError(f"{path}: a {st.meta.get('system')} database, not {cls.name}")
+            system = cls._from_store(st)
+        except Exception:
+            st.close()
+            raise
+        return system
+
+    @classmethod
+    def _from_store(cls, st: Store) -> Any:
+        system = cls(**st.meta["params"])
+        system._disk = st
+        system._sync_names(force=True)
+        return system
+
+    def _sync_names(self, force: bool = False) -> None:
+        """The base class's name list (and the number -> position map) from the store's references."""
+        st = self._disk
+        if not st.refresh() and not force:
+            return
+        idxs = sorted(st.names)
+        self._idxs = np.array(idxs, dtype=np.int64)
+        self._pos_of = np.full(idxs[-1] + 1 if idxs else 0, -1, dtype=np.int64)
+        self._pos_of[self._idxs] = np.arange(len(idxs))
+        self._idx_of = {st.names[i][0]: i for i in idxs}
+        setattr(self, self.NAMES, [st.names[i][0] for i in idxs])
+        self._seconds = [st.names[i][1] for i in idxs]
+
+    @property
+    def in_place(self) -> bool:
+        """True when the database is its file (opened by :meth:`open`), False for an in-memory copy."""
+        return self._disk is not None
+
+    def _base(self) -> type:
+        return next(c for c in type(self).__mro__[1:] if c is not OnDisk and not issubclass(c, OnDisk))
+
+    def _scratch(self) -> Any:
+        """An empty in-memory system with these parameters (sharing the transform already built for them)."""
+        out = self._base()(**self.params)
+        if getattr(self, "_cqt", None) is not None:
+            out._cqt = self._cqt
+        return out
+
+    # -- the database ----------------------------------------------------------------------------------------------
+    def add(self, ref_id: str, audio: np.ndarray, sr: int) -> None:
+        """As the system's ``add``; in place, the reference is committed to the file when this returns."""
+        if self._disk is None:
+            return super().add(ref_id, audio, sr)
+        if ref_id in self._idx_of:
+            raise ValueError(f"{self.name}: reference {ref_id!r} is already in the database")
+        scratch = self._scratch()
+        scratch.add(ref_id, audio, sr)  # the system's own checks and fingerprints
+        self._commit(ref_id, scratch.reference_record(ref_id))
+
+    def add_record(self, ref_id: str, record: dict[str, np.ndarray]) -> None:
+        """As the system's ``add_record``; in place, committed to the file when this returns."""
+        if self._disk is None:
+            return super().add_record(ref_id, record)
+        if ref_id in self._idx_of:
+            raise ValueError(f"{self.name}: reference {ref_id!r} is already in the database")
+        scratch = self._scratch()
+        scratch.add_record(ref_id, record)  # the system's own record checks
+        self._commit(ref_id, scratch.reference_record(ref_id))
+
+    def _commit(self, ref_id: str, record: dict[str, np.ndarray]) -> None:
+        arrays = {k: v for k, v in record.items() if k != "seconds"}
+        self._disk.add(ref_id, float(record["seconds"]), self._count(arrays), arrays,
+                        lambda idx: self._postings(arrays, idx))
+        self._sync_names(force=True)
+
+    def reference_record(self, ref_id: str) -> dict[str, np.ndarray]:
+        if self._disk is None:
+            return super().reference_record(ref_id)
+        idx = self._idx_of[ref_id]
+        return {**self._disk.arrays(idx), "seconds": np.float64(self._disk.names[idx][1])}
+
+    def duration_s(self, ref_id: str) -> float:
+        """Seconds of audio stored for ``ref_id``."""
+        return float(self._seconds[getattr(self, self.NAMES).index(ref_id)])
+
+    def remove(self, ref_ids: list[str]) -> None:
+        """Delete the references ``ref_ids`` (their arrays and postings) in one transaction.
+
+        Raises
+        ------
+        KeyError
+            A name not in the database (nothing is deleted).
+        """
+        missing = [r for r in ref_ids if r not in self._idx_of]
+        if missing:
+            raise KeyError(f"not in the database: {', '.join(map(repr, missing))}")
+        self._disk.remove([self._idx_of[r] for r in ref_ids], self._postings)
+        self._sync_names(force=True)
+
+    def _known(self, counts: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(counts, rows, positions)`` of the hits whose reference this view knows (a writer may have committed
+        one since the names were read: the view is refreshed once, then newer rows are left out)."""
+        idx = rows["ref"].astype(np.int64)
+        if idx.size and (idx.max() >= self._pos_of.size or (self._pos_of[idx] < 0).any()):
+            self._sync_names(force=True)
+        ok = idx < self._pos_of.size
+        ok[ok] = self._pos_of[idx[ok]] >= 0
+        if not ok.all():
+            key = np.repeat(np.arange(counts.size), counts)[ok]
+            counts, rows, idx = np.bincount(key, minlength=counts.size), rows[ok], idx[ok]
+        return counts, rows, self._pos_of[idx]
+
+    def identify(self, audio: np.ndarray, sr: int) -> Any:
+        if self._disk is not None:
+            self._sync_names()
+        return super().identify(audio, sr)
+
+    def stats(self) -> dict[str, Any]:
+        """As the system's ``stats``; in place, from the counts kept with each reference (nothing scanned)."""
+        if self._disk is None:
+            return super().stats()
+        self._sync_names()
+        n = int(sum(c for _, _, c in self._disk.names.values()))
+        seconds = float(sum(self._seconds))
+        nbytes = self._disk_bytes(n)
+        out = self._scratch().stats()
+        out.update({"references": len(self._seconds), "fingerprints": n, "seconds": seconds, "bytes": nbytes,
+                    "file_bytes": self._disk.file_bytes(), "in_place": True})
+        if "bytes_per_second" in out:
+            out["bytes_per_second"] = nbytes / seconds if seconds else 0.0
+        if "fingerprints_per_second" in out:
+            out["bits_per_second"] = 8.0 * nbytes / seconds if seconds else 0.0
+            out["fingerprints_per_second"] = n / seconds if seconds else 0.0
+        return out
+
+    def save(self, path: str | os.PathLike) -> None:
+        """To its own file: nothing to write (every add is committed). Elsewhere: a compacted copy of the store.
+        In memory: the system's own ``save``."""
+        if self._disk is None:
+            return super().save(path)
+        if Path(path).exists() and Path(path).resolve() == self._disk.path:
+            self._disk.sync()
+            return
+        self._disk.copy_to(path)
+
+    def close(self) -> None:
+        if self._disk is not None:
+            self._disk.close()
+
+    # worker processes reopen the file read-only instead of receiving the database
+    def __getstate__(self) -> dict[str, Any]:
+        if self._disk is None:
+            return dict(self.__dict__)
+        return {"__path__": str(self._disk.path)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "__path__" not in state:
+            self.__dict__.update(state)
+            return
+        other = type(self).open(state["__path__"], writable=False)
+        self.__dict__.update(other.__dict__)
+
+
+class RAFSOnDisk(OnDisk, RAFS):
+    """RAFS in a :class:`Store`: every non-quiet sub-fingerprint filed under its 32 bits, as (reference, position);
+    the codes of each reference kept whole for the BER verification, which reads only the candidates' spans."""
+
+    KEY = ">u4"
+    ROW = [("ref", ">u4"), ("pos", ">u4")]
+    NAMES = "_ids"
+
+    def _postings(self, record: dict[str, np.ndarray], idx: int) -> tuple[np.ndarray, np.ndarray]:
+        pos = np.flatnonzero(~record["quiet"])
+        rows = np.zeros(pos.size, dtype=self.ROW)
+        rows["ref"], rows["pos"] = idx, pos
+        return record["codes"][pos], rows
+
+    def _disk_bytes(self, n: int) -> int:
+        return 4 * n + (n + 7) // 8 + 8 * (len(self._seconds) + 1)
+
+    def _database(self) -> dict[str, np.ndarray]:
+        return {} if self._disk is not None else super()._database()
+
+    def _lookup(self, db: dict[str, np.ndarray], keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._disk is None:
+            return super()._lookup(db, keys)
+        counts, rows, ref = self._known(*self._disk.lookup(keys))
+        return counts, ref, rows["pos"].astype(np.int64)
+
+    def _verify(self, db: dict[str, np.ndarray], q: np.ndarray, cand_ref: np.ndarray,
+                cand_start: np.ndarray) -> tuple[float, int, int] | None:
+        if self._disk is None:
+            return super()._verify(db, q, cand_ref, cand_start)
+        # the same BER over the span of each candidate reference that the candidates cover, read from the file
+        refs, local_ref = np.unique(cand_ref, return_inverse=True)
+        codes = self._disk.arrays_of(self._idxs[refs], "codes")
+        lo_s = np.full(refs.size, np.iinfo(np.int64).max)
+        hi_s = np.full(refs.size, np.iinfo(np.int64).min)
+        np.minimum.at(lo_s, local_ref, cand_start)
+        np.maximum.at(hi_s, local_ref, cand_start)
+        lengths = np.array([c.size for c in codes], np.int64)
+        lo = np.clip(lo_s, 0, lengths)
+        hi = np.clip(hi_s + q.size, lo, lengths)
+        parts = [c[a:b] for c, a, b in zip(codes, lo, hi)]
+        span = hi - lo
+        local = {"codes": np.concatenate(parts) if parts else np.zeros(0, np.uint32), "lengths": span,
+                 "starts": np.concatenate([[0], np.cumsum(span)]).astype(np.int64)}
+        found = super()._verify(local, q, local_ref.astype(np.int64), cand_start - lo[local_ref])
+        if found is None:
+            return None
+        rate, r, s = found
+        return rate, int(refs[r]), int(s + lo[r])
+
+
+class PanakoOnDisk(OnDisk, Panako):
+    """Panako 2014 in a :class:`Store`: each triplet filed under its hash, as (reference, t1, Δt13, f1), the
+    fields the offset histogram needs (Panako 2 keeps its fingerprints in LMDB in the same way)."""
+
+    KEY = ">i4"
+    ROW = [("ref", ">u4"), ("t1", ">i4"), ("dt13", ">i2"), ("f1", ">i2")]
+
+    def _postings(self, record: dict[str, np.ndarray], idx: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.zeros(record["hashes"].size, dtype=self.ROW)
+        rows["ref"] = idx
+        for f in ("t1", "dt13", "f1"):
+            rows[f] = record[f]
+        return record["hashes"], rows
+
+    def _disk_bytes(self, n: int) -> int:
+        return n * PANAKO_TRIPLET_BYTES
+
+    def _lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, ...]:
+        if self._disk is None:
+            return super()._lookup(hashes)
+        counts, rows, ref = self._known(*self._disk.lookup(hashes))
+        return (counts, ref.astype(np.int32), rows["t1"].astype(np.int32), rows["dt13"].astype(np.int16),
+                rows["f1"].astype(np.int16))
+
+
+class TripletsOnDisk(OnDisk, Triplets):
+    """Our triplets system in a :class:`Store`: each triplet filed under its hash, as (reference, its number in
+    the reference, t1, f1, Δt13)."""
+
+    KEY = ">i8"
+    ROW = [("ref", ">u4"), ("i", ">u4"), ("t1", ">i4"), ("f1", ">i2"), ("dt13", ">i2")]
+
+    def _postings(self, record: dict[str, np.ndarray], idx: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.zeros(record["hashes"].size, dtype=self.ROW)
+        rows["ref"], rows["i"] = idx, np.arange(record["hashes"].size)
+        for f in ("t1", "f1", "dt13"):
+            rows[f] = record[f]
+        return record["hashes"], rows
+
+    def _disk_bytes(self, n: int) -> int:
+        return n * TRIPLETS_TRIPLET_BYTES
+
+    def _lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, ...]:
+        if self._disk is None:
+            return super()._lookup(hashes)
+        counts, rows, ref = self._known(*self._disk.lookup(hashes))
+        triplet = (rows["ref"].astype(np.int64) << 32) | rows["i"].astype(np.int64)
+        return (counts, triplet, ref.astype(np.int32), rows["t1"].astype(np.int32), rows["f1"].astype(np.int16),
+                rows["dt13"].astype(np.int16))

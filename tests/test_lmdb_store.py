@@ -1,0 +1,193 @@
+"""RAFS, Panako, triplets and SAMAF kept in an LMDB file (``samaf_lib.lmdb_store``, ``samaf_lib.samaf_store``):
+the same answers as the in-memory systems, one commit per reference seen by a reader without a save, removal in
+place, pickling, bad files, and the CLI keeping every system's database in place."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_music
+
+from samaf_lib import cli, store
+from samaf_lib.audio import write_audio
+from samaf_lib.features import Standardiser, mfcc
+from samaf_lib.lmdb_store import PanakoOnDisk, RAFSOnDisk, Store, TripletsOnDisk, is_lmdb
+from samaf_lib.model import SAMAF
+from samaf_lib.samaf_store import SAMAFOnDisk, describe
+from samaf_lib.systems.panako import Panako
+from samaf_lib.systems.rafs import RAFS
+from samaf_lib.systems.samaf import SAMAFSystem
+from samaf_lib.systems.triplets import Triplets
+
+SR = 16000
+CLASSES = {"rafs": (RAFS, RAFSOnDisk), "panako": (Panako, PanakoOnDisk), "triplets": (Triplets, TripletsOnDisk)}
+
+
+@pytest.fixture(scope="module")
+def music() -> list[np.ndarray]:
+    return [make_music(i, 12.0) for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def model(speech_bank) -> SAMAF:
+    torch.manual_seed(0)
+    m = SAMAF(bits=64)
+    st = Standardiser.fit(np.concatenate([mfcc(a, SR) for a in list(speech_bank.values())[:4]]))
+    m.set_standardiser(st.mean, st.std)
+    return m.eval()
+
+
+def _queries(music: list[np.ndarray]) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    out = []
+    for x in music:
+        for off, n in ((0.5, 3.0), (2.0, 5.0), (4.3, 7.0)):
+            q = x[int(off * SR): int((off + n) * SR)]
+            out.append((q + 0.02 * rng.standard_normal(q.size)).astype(np.float32))
+    out.append(make_music(99, 5.0))  # not in the database
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_on_disk_answers_as_in_memory(tmp_path, music, name):
+    base, disk = CLASSES[name]
+    mem = base()
+    for i, x in enumerate(music):
+        mem.add(f"r{i}", x, SR)
+    db = tmp_path / f"x.{name}"
+    disk.create(db, mem)
+    assert is_lmdb(db) and not is_lmdb(tmp_path)
+    d = disk.open(db, writable=False)
+    assert d.in_place and d.references() == mem.references()
+    for q in _queries(music):
+        assert d.identify(q, SR) == mem.identify(q, SR)
+    ms, ds = mem.stats(), d.stats()
+    for key in ("references", "fingerprints", "seconds", "bytes", "bits_per_second"):
+        assert ds[key] == pytest.approx(ms[key]), key
+    assert ds["in_place"] and ds["file_bytes"] > 0
+    rec, want = d.reference_record("r2"), mem.reference_record("r2")
+    assert sorted(rec) == sorted(want) and all(np.array_equal(rec[k], want[k]) for k in want)
+    with pytest.raises(PermissionError):  # a reader cannot write
+        d.add("new", music[0], SR)
+    d.close()
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_commits_seen_by_a_reader_remove_and_pickle(tmp_path, music, name):
+    base, disk = CLASSES[name]
+    db = tmp_path / f"y.{name}"
+    disk.create(db, base())
+    w = disk.open(db, writable=True)
+    r = disk.open(db, writable=False)
+    assert r.references() == []
+    for i, x in enumerate(music[:3]):
+        w.add(f"r{i}", x, SR)
+    mem = base()
+    for i, x in enumerate(music[:3]):
+        mem.add(f"r{i}", x, SR)
+    q = _queries(music)[4]  # from r1
+    assert r.identify(q, SR) == mem.identify(q, SR)  # committed: the reader sees it, no save needed
+    assert r.references() == ["r0", "r1", "r2"]
+    with pytest.raises(ValueError, match="already"):
+        w.add("r1", music[1], SR)
+    with pytest.raises(KeyError, match="nope"):
+        w.remove(["r0", "nope"])
+    assert w.references() == ["r0", "r1", "r2"]  # nothing removed
+    w.remove(["r1"])
+    mem2 = base()
+    for i in (0, 2):
+        mem2.add(f"r{i}", music[i], SR)
+    assert r.identify(q, SR) == mem2.identify(q, SR)
+    assert r.stats()["fingerprints"] == mem2.stats()["fingerprints"]
+    again = pickle.loads(pickle.dumps(r))  # a worker process reopens the file
+    assert again.references() == ["r0", "r2"] and again.identify(q, SR) == r.identify(q, SR)
+    w.save(tmp_path / "copy")  # elsewhere: a compact copy that opens as the same database
+    assert disk.open(tmp_path / "copy").references() == ["r0", "r2"]
+    w.close()
+    r.close()
+
+
+def test_samaf_on_disk(tmp_path, model, speech_bank):
+    refs = dict(list(speech_bank.items())[:4])
+    mem = SAMAFSystem(model=model, bits=64)
+    for rid, a in refs.items():
+        mem.add(rid, a, SR)
+    db = tmp_path / "s.samaf"
+    SAMAFOnDisk.create(db, SAMAFSystem(model=model, bits=64))
+    w = SAMAFOnDisk.open(db, writable=True)
+    for rid, a in refs.items():
+        w.add(rid, a, SR)
+    r = SAMAFOnDisk.open(tmp_path / "s.samaf")  # the same file, read: model and codes come from it
+    queries = [a[int(0.3 * SR): int(3.3 * SR)] for a in refs.values()]
+    for q in queries:
+        assert r.identify(q, SR) == w.identify(q, SR) == mem.identify(q, SR)
+    assert r.stats()["bytes"] == mem.stats()["bytes"] and r.references() == mem.references()
+    gone = list(refs)[1]
+    w.remove([gone])
+    assert r.identify(queries[1], SR).ref_id != gone  # the reader catches up with the removal
+    assert r.references() == w.references() == [x for x in refs if x != gone]
+    stats, names = describe(Store.open(db))  # from the file's tables, without the model or the codes
+    assert names == r.references() and stats == r.stats()
+    w.close()
+    r.close()
+
+
+def test_bad_files_are_refused_with_their_name(tmp_path, music):
+    junk = tmp_path / "junk.rafs"
+    junk.write_bytes(b"\0" * 8192)
+    with pytest.raises(ValueError, match="junk.rafs"):
+        RAFSOnDisk.open(junk)
+    with pytest.raises(FileNotFoundError):
+        RAFSOnDisk.open(tmp_path / "missing")
+    db = tmp_path / "p.panako"
+    PanakoOnDisk.create(db, Panako())
+    with pytest.raises(ValueError, match="panako database, not rafs"):
+        RAFSOnDisk.open(db)
+
+
+@pytest.mark.parametrize("name", ["rafs", "panako"])
+def test_cli_keeps_the_database_in_place(tmp_path, music, name, capsys):
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for i, x in enumerate(music[:3]):
+        write_audio(audio / f"m{i}.wav", x, SR)
+    db = tmp_path / f"lib.{name}"
+    assert cli.main(["index", str(audio), "--system", name, "--db", str(db), "--no-calibrate", "-q"]) == 0
+    assert is_lmdb(db)
+    journal = store.read(store.journal_path(db))
+    assert all(not r.arrays for r in journal.records)  # the journal holds manifest entries, not fingerprints
+    write_audio(audio / "m3.wav", music[3], SR)
+    assert cli.main(["index", str(audio), "--db", str(db), "--no-calibrate", "-q"]) == 0
+    system, manifest = cli.open_database(db)
+    assert cli.in_place(system) and sorted(system.references()) == ["m0.wav", "m1.wav", "m2.wav", "m3.wav"]
+    assert manifest["files"]["m3.wav"]["size"] == (audio / "m3.wav").stat().st_size
+    system.close()
+    capsys.readouterr()
+    assert cli.main(["info", "--db", str(db), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["references"] == 4 if "references" in info else True
+    assert cli.main(["remove", "m1.wav", "--db", str(db)]) == 0
+    system, _ = cli.open_database(db)
+    assert sorted(system.references()) == ["m0.wav", "m2.wav", "m3.wav"]
+    system.close()
+
+
+def test_cli_converts_a_database_saved_whole(tmp_path, music):
+    """A database written by an earlier version (the system's own .npz) still opens; the next fold writes it as a
+    store."""
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    write_audio(audio / "m0.wav", music[0], SR)
+    db = tmp_path / "old.rafs"
+    mem = RAFS()
+    mem.add("m0.wav", music[0], SR)
+    cli.save_database(mem, db, cli._new_manifest(mem, None)) if False else mem.save(db)
+    assert not is_lmdb(db)
+    system = cli.load_system("rafs", db)
+    assert not cli.in_place(system) and system.references() == ["m0.wav"]
+    Path(db).with_suffix(".x")
