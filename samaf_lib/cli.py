@@ -233,10 +233,17 @@ def _jsonable(obj: Any) -> Any:
 
 
 def save_database(system: Any, db: Path, manifest: dict) -> None:
-    """Write the system to ``db`` and then the manifest beside it, both atomically."""
+    """Write the system to ``db`` and then the manifest beside it, both atomically. A system the toolkit keeps in
+    LMDB that is in memory (new, or loaded from an earlier version's file) is written as a store; one already in
+    place has nothing left to write."""
     from .io import write_json
 
-    system.save(db)
+    if system.name in IN_PLACE_SYSTEMS and system.name != "dejavu" and not in_place(system):
+        from .lmdb_store import disk_class
+
+        disk_class(system.name).create(db, system)
+    else:
+        system.save(db)
     write_json(manifest_path(db), manifest)
 
 
@@ -316,7 +323,16 @@ def _check_param_names(name: str, params: dict[str, Any]) -> None:
 def detect_system(db: Path) -> str:
     """The system whose loader accepts ``db`` (used when the manifest is missing); CLIError when none does."""
     from . import systems
+    from .lmdb_store import Store, is_lmdb
 
+    if is_lmdb(db):
+        try:
+            st = Store.open(db)
+        except (ValueError, OSError) as e:
+            raise CLIError(f"{db}: an LMDB file, but not a samaf database ({e})") from e
+        st.close()
+        if st.meta.get("system") in _SYSTEMS:
+            return str(st.meta["system"])
     for name in _SYSTEMS:
         try:
             systems.load(name, db)
@@ -326,19 +342,25 @@ def detect_system(db: Path) -> str:
     raise CLIError(f"{db}: not a database of any system ({', '.join(_SYSTEMS)})")
 
 
-#: Systems whose database the toolkit keeps in its file (opened in place, each add committed there).
-IN_PLACE_SYSTEMS = ("dejavu",)
+#: Systems whose database the toolkit keeps in its file (opened in place, each add committed there): Dejavu in
+#: SQLite (``samaf_lib.sqlite_store``), the others in LMDB (``samaf_lib.lmdb_store``).
+IN_PLACE_SYSTEMS = ("dejavu", "rafs", "panako", "triplets", "samaf")
 
 
 def load_system(name: str, db: Path, writable: bool = False) -> Any:
-    """The database of system ``name`` at ``db``: Dejavu's opened in place (``samaf_lib.sqlite_store``: nothing
-    loaded, each add committed to the file), the others loaded from their snapshot."""
+    """The database of system ``name`` at ``db``, opened in place: Dejavu's SQLite file, the others' LMDB file
+    (nothing loaded but the names, SAMAF's codes aside; each add committed to the file). A file saved whole by an
+    earlier version (the system's ``.npz``) is loaded into memory; its next fold writes it as a store."""
     from . import systems
 
-    if name in IN_PLACE_SYSTEMS:
+    if name == "dejavu":
         from .sqlite_store import DejavuOnDisk
 
         return DejavuOnDisk.open(db, writable=writable)
+    from .lmdb_store import disk_class, is_lmdb
+
+    if is_lmdb(db):
+        return disk_class(name).open(db, writable=writable)
     return systems.load(name, db)
 
 
@@ -427,7 +449,16 @@ def describe_database(db: str | os.PathLike) -> tuple[str, dict, list[str], dict
         if journal is not None:
             store.replay(None, manifest, [r for r in journal.records if r.kind != "add"])
         name = manifest["system"]
+        from .lmdb_store import describe, is_lmdb
+
         read_stats = getattr(systems.system_class(name), "read_stats", None)
+        if is_lmdb(db):
+            try:
+                _, stats, refs = describe(db)
+            except (ValueError, KeyError, FileNotFoundError, OSError) as e:
+                raise CLIError(f"--db {db}: cannot open the {name} database ({e})") from e
+            _reconcile(manifest, refs)
+            return name, stats, refs, manifest
         if read_stats is not None:
             try:
                 stats, refs = read_stats(db)
@@ -770,7 +801,7 @@ def _index_journal(args: argparse.Namespace, root: Path, db: Path, stop: _StopRe
     if not interrupted and not args.no_calibrate and _calibration_due(manifest, len(system)):
         _calibrate_into(system, manifest, journal, quiet=args.quiet)
     snapshot = manifest_path(db) if in_place(system) else db  # what a fold rewrites
-    if journal.records and (created or journal.size() > snapshot.stat().st_size):
+    if journal.records and (created or not snapshot.exists() or journal.size() > snapshot.stat().st_size):
         # a new database gets its first snapshot; later the journal is folded when it outgrows the snapshot, so
         # adding a few files to a large database writes those files, not the database again
         journal.fold(lambda: save_database(system, db, manifest))

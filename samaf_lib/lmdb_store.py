@@ -70,7 +70,7 @@ def _from_npy(data: bytes | memoryview) -> np.ndarray:
 
 
 class Store:
-    """One LMDB file holding one system's database (see the module docstring). Built by :meth:`create` or
+    """One LMDB file holding one system's database (see the module docstring). Made by :meth:`init`, opened by
     :meth:`open`.
 
     Tables: ``meta`` (format, system, parameters, key and posting layout, and the system's extras),
@@ -157,28 +157,25 @@ class Store:
             raise ValueError(f"{p}: not a samaf LMDB database ({e})") from e
 
     @classmethod
-    def create(cls, path: str | os.PathLike, meta: dict[str, Any], extras: dict[str, bytes] | None = None) -> None:
-        """Write a new, empty store at ``path`` (atomically: built beside it, then renamed into place).
+    def init(cls, path: str | os.PathLike, meta: dict[str, Any], extras: dict[str, bytes] | None = None) -> None:
+        """Make ``path`` (absent or empty) a new, empty store: its tables and its meta record.
 
         ``meta`` holds ``system``, ``params``, ``key`` (the hash's dtype string) and ``row`` (the posting's
         ``[[field, dtype], ...]``), and whatever else the system keeps there; ``extras`` the system's blobs
-        (:meth:`extra`)."""
-        from .io import atomic_path
-
-        with atomic_path(path) as tmp:
-            env = cls._env(tmp, writable=True, create=True)
-            try:
-                dbs = {name: env.open_db(name.encode()) for name in ("meta", "refs", "names", "arrays")}
-                env.open_db(b"postings", dupsort=True, dupfixed=True)
-                with env.begin(write=True) as txn:
-                    txn.put(b"meta", json.dumps({**meta, "format": FORMAT, "next": 0}, sort_keys=True).encode(),
-                            db=dbs["meta"])
-                    for key, data in (extras or {}).items():
-                        txn.put(f"extra/{key}".encode(), data, db=dbs["meta"])
-                env.sync(True)
-            finally:
-                cls._release(env, tmp)
-            Path(str(tmp) + "-lock").unlink(missing_ok=True)
+        (:meth:`extra`). Not atomic by itself: :meth:`OnDisk.create` builds a store beside its target and renames
+        it into place."""
+        env = cls._env(Path(path), writable=True, create=True)
+        try:
+            dbs = {name: env.open_db(name.encode()) for name in ("meta", "refs", "names", "arrays")}
+            env.open_db(b"postings", dupsort=True, dupfixed=True)
+            with env.begin(write=True) as txn:
+                txn.put(b"meta", json.dumps({**meta, "format": FORMAT, "next": 0}, sort_keys=True).encode(),
+                        db=dbs["meta"])
+                for key, data in (extras or {}).items():
+                    txn.put(f"extra/{key}".encode(), data, db=dbs["meta"])
+            env.sync(True)
+        finally:
+            cls._release(env, Path(path))
 
     def extra(self, key: str) -> bytes | None:
         """The system's blob ``key`` (SAMAF: its model), kept in the meta table when the store was created."""
@@ -376,15 +373,19 @@ class OnDisk:
     # -- creating and opening ------------------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | os.PathLike, system: Any) -> None:
-        """Write the in-memory ``system`` as a new store at ``path``: the empty store atomically, then each of its
-        references in its own transaction."""
-        Store.create(path, cls._meta(system), cls._extras(system))
-        disk = cls.open(path, writable=True)
-        try:
-            for rid in system.references():
-                disk.add_record(rid, system.reference_record(rid))
-        finally:
-            disk.close()
+        """Write the in-memory ``system`` as a new store at ``path``, atomically (``path`` is replaced only by the
+        complete store)."""
+        from .io import atomic_path
+
+        with atomic_path(path) as tmp:  # built whole beside ``path``, then renamed onto it
+            Store.init(tmp, cls._meta(system), cls._extras(system))
+            disk = cls.open(tmp, writable=True)
+            try:
+                for rid in system.references():
+                    disk.add_record(rid, system.reference_record(rid))
+            finally:
+                disk.close()
+            Path(str(tmp) + "-lock").unlink(missing_ok=True)
 
     @classmethod
     def _extras(cls, system: Any) -> dict[str, bytes]:
@@ -662,3 +663,34 @@ class TripletsOnDisk(OnDisk, Triplets):
         triplet = (rows["ref"].astype(np.int64) << 32) | rows["i"].astype(np.int64)
         return (counts, triplet, ref.astype(np.int32), rows["t1"].astype(np.int32), rows["f1"].astype(np.int16),
                 rows["dt13"].astype(np.int16))
+
+
+def disk_class(name: str) -> type:
+    """The on-disk class of system ``name`` (KeyError for Dejavu, kept in SQLite by ``samaf_lib.sqlite_store``)."""
+    if name == "samaf":
+        from .samaf_store import SAMAFOnDisk
+
+        return SAMAFOnDisk
+    return {"rafs": RAFSOnDisk, "panako": PanakoOnDisk, "triplets": TripletsOnDisk}[name]
+
+
+def describe(path: str | os.PathLike) -> tuple[str, dict, list[str]]:
+    """``(system, stats, references)`` of a store, from its tables (no fingerprint read, no SAMAF model loaded).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :meth:`Store.open`.
+    """
+    st = Store.open(path)
+    try:
+        name = str(st.meta.get("system"))
+        if name == "samaf":
+            from .samaf_store import describe as describe_samaf
+
+            stats, refs = describe_samaf(st)
+            return name, stats, refs
+        system = disk_class(name)._from_store(st)
+        return name, system.stats(), system.references()
+    finally:
+        st.close()

@@ -170,7 +170,7 @@ def test_cli_keeps_the_database_in_place(tmp_path, music, name, capsys):
     capsys.readouterr()
     assert cli.main(["info", "--db", str(db), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["references"] == 4 if "references" in info else True
+    assert info["stats"]["references"] == 4 and info["stats"]["in_place"]
     assert cli.main(["remove", "m1.wav", "--db", str(db)]) == 0
     system, _ = cli.open_database(db)
     assert sorted(system.references()) == ["m0.wav", "m2.wav", "m3.wav"]
@@ -178,16 +178,30 @@ def test_cli_keeps_the_database_in_place(tmp_path, music, name, capsys):
 
 
 def test_cli_converts_a_database_saved_whole(tmp_path, music):
-    """A database written by an earlier version (the system's own .npz) still opens; the next fold writes it as a
-    store."""
+    """A database an earlier version saved whole (the system's .npz, with a journal of records carrying arrays)
+    still opens and grows; its next fold writes it as a store, with every reference it had."""
     audio = tmp_path / "audio"
     audio.mkdir()
-    write_audio(audio / "m0.wav", music[0], SR)
+    for i in range(3):
+        write_audio(audio / f"m{i}.wav", music[i], SR)
     db = tmp_path / "old.rafs"
     mem = RAFS()
     mem.add("m0.wav", music[0], SR)
-    cli.save_database(mem, db, cli._new_manifest(mem, None)) if False else mem.save(db)
+    mem.save(db)
+    manifest = cli._new_manifest(mem, None)
+    manifest["files"]["m0.wav"] = {"size": None, "mtime_ns": None, "seconds": 12.0}
+    (tmp_path / "old.rafs.json").write_text(json.dumps(manifest))
+    with store.Journal(db, "rafs", cli._jsonable(mem.params)) as j:  # a record as the earlier version wrote it
+        other = RAFS()
+        other.add("m1.wav", music[1], SR)
+        j.append(store.Record("add", "m1.wav", {"size": 1, "mtime_ns": 1, "seconds": 12.0},
+                              other.reference_record("m1.wav")))
     assert not is_lmdb(db)
-    system = cli.load_system("rafs", db)
-    assert not cli.in_place(system) and system.references() == ["m0.wav"]
-    Path(db).with_suffix(".x")
+    system, _ = cli.open_database(db)
+    assert not cli.in_place(system) and system.references() == ["m0.wav", "m1.wav"]
+    assert cli.main(["index", str(audio), "--db", str(db), "--no-calibrate", "-q", "--fold-every", "1"]) == 0
+    assert is_lmdb(db)
+    system, manifest = cli.open_database(db)
+    assert cli.in_place(system) and sorted(system.references()) == ["m0.wav", "m1.wav", "m2.wav"]
+    assert system.identify(music[2][SR: 5 * SR], SR).ref_id == "m2.wav"
+    system.close()

@@ -17,6 +17,7 @@ from conftest import make_speech
 
 from samaf_lib import cli, store, systems
 from samaf_lib.audio import write_audio
+from samaf_lib.lmdb_store import RAFSOnDisk
 
 SR = 16000
 
@@ -144,12 +145,15 @@ def test_adding_a_file_commits_it_without_rewriting_the_database(folder, tmp_pat
     db = tmp_path / "x.rafs"
     assert _index(folder, "--system", "rafs", "--db", db) == 0
     journal = store.journal_path(db)
-    snapshot, manifest_before = db.read_bytes(), cli.manifest_path(db).read_text()
+    manifest_before = cli.manifest_path(db).read_text()
     assert store.read(journal).records == []  # a new database got its first snapshot
     write_audio(folder / "g.wav", _clip(400, 4.0), SR)
     assert _index(folder, "--db", db) == 0
-    assert db.read_bytes() == snapshot and cli.manifest_path(db).read_text() == manifest_before
-    assert [r.name for r in store.read(journal).records] == ["g.wav"]
+    # the reference is committed to the database's own file (LMDB, in place); the manifest is not rewritten, the
+    # journal holds the file's entry and nothing the file already has
+    assert "g.wav" in RAFSOnDisk.open(db).references()
+    assert cli.manifest_path(db).read_text() == manifest_before
+    assert [(r.name, r.arrays) for r in store.read(journal).records] == [("g.wav", {})]
     system, manifest = cli.open_database(db)  # readers replay the journal
     assert "g.wav" in system.references() and manifest["files"]["g.wav"]["blake2b"]
     assert system.identify(_clip(400, 4.0)[SR: 3 * SR], SR).ref_id == "g.wav"
