@@ -1,0 +1,213 @@
+"""RAFS, Panako, triplets and SAMAF kept in LMDB (``samaf_lib.lmdb_store``), filled to 1, 10, 100 and 1,000 hours.
+
+The database of each system is filled to each size: first ``--real-hours`` of real fingerprints of generated
+music (8-s clips, ``conftest.make_music``, added with ``system.add``), then synthetic references made from those
+real records so that they look like real ones and compete like them (read before quoting a number):
+
+- RAFS: a real reference's sub-fingerprints XOR one random 32-bit mask per synthetic reference. The sequence
+  keeps its real structure (which bits change from frame to frame, the quiet frames), the values are new.
+- Panako and triplets: a real reference's triplets (times, frequencies, spans) with their hashes XOR one random
+  mask inside the hash's bit width (27 bits for Panako, the used bits for triplets): the same number of triplets
+  per second and the same repeats inside a reference, other values.
+- SAMAF: a real reference's codes with each bit flipped with probability 0.25, a new draw per synthetic
+  reference: about 32 bits from the code they come from, as close as codes of different real audio come to each
+  other (uniform random codes, 64 ± 5.7 bits from anything, would be far easier to reject).
+
+The store grows from one size to the next; at each size, in a fresh process: seconds to open the database, resident memory after opening and at the end
+(peak), 5-s query latency p50/p95 (excerpts of the real clips with white noise at 20 dB), top-1 on them, the
+seconds to add one 8-s file and commit it, bytes on disk per hour. One thread (``OMP_NUM_THREADS=1``). Results
+to ``reports/bench_stores.json`` (timings: never committed). A size is skipped when filling it is predicted to
+take longer than ``--max-fill-s`` (from the fill rate so far), and the larger ones with it.
+
+    python benchmarks/stores.py --systems rafs,panako,triplets,samaf --hours 1,10,100,1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+SR = 16000
+CLIP_S = 8.0
+TRAINED = ROOT / "models" / "samaf-128-mse+hash+entropy" / "best.pt"
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _system(name: str, model: str | None) -> object:
+    from samaf_lib import systems
+
+    if name != "samaf":
+        return systems.get(name)
+    from samaf_lib.systems.samaf import SAMAFSystem
+
+    if model:
+        return SAMAFSystem(checkpoint=model)
+    import torch
+
+    from samaf_lib.model import SAMAF
+
+    torch.manual_seed(0)
+    return SAMAFSystem(model=SAMAF(bits=128).eval())
+
+
+def _synthetic(name: str, record: dict, rng: np.random.Generator) -> dict:
+    """A synthetic reference made from a real ``record`` (see the module docstring)."""
+    r = {k: np.array(v) for k, v in record.items()}
+    if name == "rafs":
+        r["codes"] = r["codes"] ^ np.uint32(rng.integers(0, 2 ** 32))
+    elif name in ("panako", "triplets"):
+        h = r["hashes"].astype(np.int64)
+        width = max(int(h.max()).bit_length(), 1)
+        r["hashes"] = (h ^ int(rng.integers(0, 2 ** width))).astype(r["hashes"].dtype)
+    else:
+        bits = np.unpackbits(r["codes"], axis=1)
+        flip = rng.random(bits.shape) < 0.25
+        r["codes"] = np.packbits(bits ^ flip, axis=1)
+    return r
+
+
+class Filler:
+    """A new store of system ``name`` at ``db``, grown by :meth:`grow_to`: ``real_hours`` of real references first,
+    then synthetic ones made from them."""
+
+    def __init__(self, name: str, db: Path, real_hours: float, model: str | None, seed: int = 0) -> None:
+        from samaf_lib.lmdb_store import disk_class
+
+        cls = disk_class(name)
+        cls.create(db, _system(name, model))
+        self.name, self.system = name, cls.open(db, writable=True)
+        self.n_real_target = max(1, int(real_hours * 3600 / CLIP_S))
+        self.records: list[dict] = []
+        self.n_syn, self.rng = 0, np.random.default_rng(seed)
+        self.real_s = self.syn_s = 0.0
+
+    def hours(self) -> float:
+        return (len(self.records) + self.n_syn) * CLIP_S / 3600
+
+    def grow_to(self, hours: float) -> None:
+        from conftest import make_music
+
+        t = time.perf_counter()
+        while len(self.records) < self.n_real_target and self.hours() < hours:
+            rid = f"real{len(self.records):05d}"
+            self.system.add(rid, make_music(len(self.records), CLIP_S), SR)
+            self.records.append(self.system.reference_record(rid))
+        self.real_s += time.perf_counter() - t
+        t = time.perf_counter()
+        while self.hours() < hours:
+            record = _synthetic(self.name, self.records[self.n_syn % len(self.records)], self.rng)
+            self.system.add_record(f"syn{self.n_syn:07d}", record)
+            self.n_syn += 1
+        self.syn_s += time.perf_counter() - t
+
+    def facts(self) -> dict:
+        return {"real_refs": len(self.records), "synthetic_refs": self.n_syn, "real_fill_s": self.real_s,
+                "synthetic_fill_s": self.syn_s,
+                "real_x_realtime": len(self.records) * CLIP_S / self.real_s if self.real_s else None}
+
+
+def measure(name: str, db: Path, n_queries: int = 40) -> dict:
+    """Open, query and add one file, in this process."""
+    from conftest import make_music
+
+    from samaf_lib.lmdb_store import disk_class
+
+    rss0 = _rss_mb()
+    t0 = time.perf_counter()
+    system = disk_class(name).open(db, writable=True)
+    open_s = time.perf_counter() - t0
+    rss_open = _rss_mb()
+    n_real = sum(1 for r in system.references() if r.startswith("real"))
+    rng = np.random.default_rng(1)
+    lat, correct = [], 0
+    for _ in range(n_queries):
+        i = int(rng.integers(n_real))
+        x = make_music(i, CLIP_S)
+        start = int(rng.integers(0, int(3 * SR)))
+        q = x[start: start + 5 * SR]
+        q = (q + rng.standard_normal(q.size) * np.sqrt(np.mean(q ** 2)) / 10).astype(np.float32)  # 20 dB
+        t = time.perf_counter()
+        m = system.identify(q, SR)
+        lat.append(time.perf_counter() - t)
+        correct += m.ref_id == f"real{i:05d}"
+    t = time.perf_counter()
+    system.add(f"added{len(system.references())}", make_music(10 ** 6, CLIP_S), SR)
+    add_s = time.perf_counter() - t
+    system.close()
+    return {"open_s": open_s, "rss_before_mb": rss0, "rss_open_mb": rss_open,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "query_p50_ms": 1000 * float(np.percentile(lat, 50)), "query_p95_ms": 1000 * float(np.percentile(lat, 95)),
+            "top1": correct / n_queries, "add_one_file_s": add_s}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--systems", default="rafs,panako,triplets,samaf")
+    ap.add_argument("--hours", default="1,10,100,1000")
+    ap.add_argument("--real-hours", type=float, default=0.25, help="hours of real fingerprints in each fill")
+    ap.add_argument("--max-fill-s", type=float, default=900.0)
+    ap.add_argument("--model", default=str(TRAINED) if TRAINED.is_file() else None,
+                    help="SAMAF checkpoint (default: the trained one when it exists, else an untrained model)")
+    ap.add_argument("--work", default="/tmp/bench_stores")
+    ap.add_argument("--out", default=str(ROOT / "reports" / "bench_stores.json"))
+    ap.add_argument("--measure", nargs=2, metavar=("SYSTEM", "DB"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    if a.measure:
+        import torch
+
+        torch.set_num_threads(1)
+        print(json.dumps(measure(a.measure[0], Path(a.measure[1]))))
+        return 0
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    for name in a.systems.split(","):
+        db = work / f"{name}.lmdb"
+        for p in work.glob(f"{db.name}*"):
+            p.unlink()
+        filler = Filler(name, db, a.real_hours, a.model)
+        for hours in [float(h) for h in a.hours.split(",")]:
+            rate = filler.syn_s / max(filler.hours() - a.real_hours, 1e-9)  # fill seconds per synthetic hour
+            if filler.n_syn and rate * (hours - filler.hours()) > a.max_fill_s:
+                results.append({"system": name, "hours": hours, "skipped": f"filling it was predicted to take "
+                                f"{rate * (hours - filler.hours()):.0f} s more > --max-fill-s {a.max_fill_s:g}"})
+                print(json.dumps(results[-1]), flush=True)
+                break
+            t = time.perf_counter()
+            filler.grow_to(hours)
+            fill_s = time.perf_counter() - t
+            size = db.stat().st_size
+            out = subprocess.run([sys.executable, __file__, "--measure", name, str(db)], capture_output=True,
+                                 text=True, check=True, env=env)
+            row = {"system": name, "hours": hours, **filler.facts(), "fill_s": fill_s, "file_bytes": size,
+                   "bytes_per_hour": size / hours, **json.loads(out.stdout.strip().splitlines()[-1])}
+            results.append(row)
+            print(json.dumps(row), flush=True)
+        filler.system.close()
+        for p in work.glob(f"{db.name}*"):
+            p.unlink()
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
