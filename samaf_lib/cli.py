@@ -43,6 +43,7 @@ import os
 import stat
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -431,8 +432,9 @@ def _check_database_file(db: Path) -> None:
 def describe_database(db: str | os.PathLike) -> tuple[str, dict, list[str], dict]:
     """``(system name, stats, references, manifest)`` of an existing database, loading as little as possible.
 
-    A system whose class has ``read_stats(path) -> (stats, references)`` (SAMAF: metadata and array shapes, no
-    torch) is described from the file; the others, and any database without a manifest, are loaded.
+    A store (``samaf_lib.lmdb_store``) is described from its tables, and an earlier version's SAMAF file from its
+    metadata and array shapes (``read_stats``), neither loading torch; the others, and any database without a
+    manifest, are opened.
 
     Raises
     ------
@@ -571,6 +573,90 @@ def _decoded(paths: list[Path], jobs: int, compiled_resampler: bool = False
 
 #: The most decoding processes ``index`` starts.
 MAX_JOBS = 64
+
+
+@dataclass
+class Fingerprinted:
+    """What a Dask worker hands back for one file: the system's record of it and the audio's length."""
+
+    record: dict
+    seconds: float
+
+
+def _add_reason(e: Exception, rid: str, path: str) -> str:
+    """The skip reason of a file whose fingerprinting failed (``AudioError``: short, silent...)."""
+    kind = "" if isinstance(e, ValueError) else f"{type(e).__name__}: "
+    return kind + _reason(str(e), rid, path)
+
+
+def _fingerprint_task(path: str, rid: str, blank: Any) -> tuple[Any, str | None, str | None]:
+    """A Dask task: decode ``path`` and fingerprint it with an empty copy of ``blank`` (an in-memory system).
+    Returns ``(Fingerprinted or None, reason or None, content hash or None)``."""
+    from .calibrate import empty_like
+
+    audio, reason, digest = _decode(path)
+    if reason is not None:
+        return None, reason, None
+    system = empty_like(blank)
+    try:
+        system.add(rid, audio, LOAD_SR)
+    except Exception as e:  # noqa: BLE001 - as in the serial loop: the file is skipped with its reason
+        return None, _add_reason(e, rid, path), None
+    return Fingerprinted(system.reference_record(rid), audio.size / LOAD_SR), None, digest
+
+
+def dask_client(address: str) -> Any:
+    """A Dask client: ``local:N`` starts a LocalCluster of N single-threaded worker processes on this machine,
+    anything else is a scheduler's address (``tcp://host:8786``).
+
+    Raises
+    ------
+    CLIError
+        Dask is not installed, ``local:N`` is malformed, or the scheduler cannot be reached.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as e:
+        raise CLIError("--dask needs Dask: pip install 'dask[distributed]' (or the project's [dask] extra)") from e
+    if address.startswith("local:"):
+        n = address.split(":", 1)[1]
+        if not n.isdigit() or not 1 <= int(n) <= MAX_JOBS:
+            raise CLIError(f"--dask {address}: expected local:N with N between 1 and {MAX_JOBS} workers")
+        cluster = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True, dashboard_address=None)
+        return Client(cluster)
+    try:
+        return Client(address, timeout="20s")
+    except (OSError, TimeoutError) as e:
+        raise CLIError(f"--dask {address}: cannot reach the scheduler ({e})") from e
+
+
+def _fingerprinted_on_dask(todo: list[tuple[Path, str, dict]], client: Any, system: Any, window: int
+                           ) -> Iterator[tuple[Path, Any, str | None, str | None]]:
+    """``(path, Fingerprinted or None, reason, hash)`` for each file of ``todo``, in order: decoded and
+    fingerprinted by the Dask workers, at most ``window`` files in flight. The workers read the files by their
+    absolute paths (a cluster needs them on a shared file system)."""
+    from collections import deque
+
+    from .calibrate import empty_like
+
+    blank = client.scatter(empty_like(system), broadcast=True)
+    pending: deque = deque()
+    it = iter(todo)
+    for p, rid, _ in it:
+        pending.append((p, client.submit(_fingerprint_task, str(p.resolve()), rid, blank, pure=False)))
+        if len(pending) >= window:
+            break
+    try:
+        while pending:
+            p, fut = pending.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append((nxt[0], client.submit(_fingerprint_task, str(nxt[0].resolve()), nxt[1], blank,
+                                                      pure=False)))
+            yield (p, *fut.result())
+    finally:
+        for _, fut in pending:
+            fut.cancel()
 
 
 @contextlib.contextmanager
@@ -763,17 +849,24 @@ def _index_journal(args: argparse.Namespace, root: Path, db: Path, stop: _StopRe
         from .audio import prefer_compiled_resampler
 
         previous = prefer_compiled_resampler(True)
-    decoded = _decoded([p for p, _, _ in todo], args.jobs, compiled)
+    client = dask_client(args.dask) if args.dask else None
+    decoded = (_fingerprinted_on_dask(todo, client, system, 4 * len(client.scheduler_info()["workers"]) or 4)
+               if client is not None else _decoded([p for p, _, _ in todo], args.jobs, compiled))
     try:
         for (p, rid, state), (_, audio, reason, digest) in zip(todo, decoded):
+            seconds = 0.0
             if reason is None:
                 try:
-                    system.add(rid, audio, LOAD_SR)
+                    if isinstance(audio, Fingerprinted):  # fingerprinted by a Dask worker: this process writes it
+                        system.add_record(rid, audio.record)
+                        seconds = audio.seconds
+                    else:
+                        system.add(rid, audio, LOAD_SR)
+                        seconds = audio.size / LOAD_SR
                 except Exception as e:  # noqa: BLE001 - AudioError (short, silent...) or a failure in one system
-                    kind = "" if isinstance(e, ValueError) else f"{type(e).__name__}: "
-                    reason = kind + _reason(str(e), rid, str(p))
+                    reason = _add_reason(e, rid, str(p))
             if reason is None:
-                entry = {**state, "blake2b": digest, "seconds": round(audio.size / LOAD_SR, 3)}
+                entry = {**state, "blake2b": digest, "seconds": round(seconds, 3)}
                 # a system kept in place has committed its rows already: the record is the manifest entry
                 commit(store.Record("add", rid, entry, {} if in_place(system) else system.reference_record(rid)))
                 added += 1
@@ -796,6 +889,10 @@ def _index_journal(args: argparse.Namespace, root: Path, db: Path, stop: _StopRe
     finally:
         decoded.close()
         bar.close()
+        if client is not None:
+            client.close()
+            if getattr(client, "cluster", None) is not None:
+                client.cluster.close()
         if compiled:
             prefer_compiled_resampler(previous)
     if not interrupted and not args.no_calibrate and _calibration_due(manifest, len(system)):
@@ -1166,7 +1263,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    """``samaf remove``: take references out of a database (the database file is rewritten without them)."""
+    """``samaf remove``: take references out of a database (deleted in its file in one transaction; an earlier
+    version's whole-file database is rewritten without them)."""
     from .calibrate import without
 
     db = Path(args.db)
@@ -1358,6 +1456,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decode and resample files in N worker processes (default 1). Fingerprinting and database "
                         "writes stay in one process, because each system holds one in-memory database, so N > 1 "
                         "only speeds up decoding (most for mp3 and ogg)")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="decode and fingerprint the files on a Dask cluster: local:N starts N worker processes "
+                        "here, tcp://HOST:8786 uses a running scheduler (its workers must see the files at the same "
+                        "absolute paths); this process alone writes the database, and resuming works as without")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a system parameter for a new database (repeatable; VALUE read as JSON, else as text), "
                         "e.g. --param min_score=0.2")

@@ -205,3 +205,30 @@ def test_cli_converts_a_database_saved_whole(tmp_path, music):
     assert cli.in_place(system) and sorted(system.references()) == ["m0.wav", "m1.wav", "m2.wav"]
     assert system.identify(music[2][SR: 5 * SR], SR).ref_id == "m2.wav"
     system.close()
+
+
+def test_dask_indexing_equals_serial_indexing(tmp_path, music):
+    """``index --dask local:2``: two Dask workers decode and fingerprint, this process writes; the database holds
+    the same references with the same records as a serial run, skips included, and a second run adds nothing."""
+    pytest.importorskip("distributed")
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for i, x in enumerate(music):
+        write_audio(audio / f"m{i}.wav", x, SR)
+    (audio / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    write_audio(audio / "short.wav", music[0][: SR // 4], SR)
+    dbs = {}
+    for label, extra in (("serial", []), ("dask", ["--dask", "local:2"])):
+        dbs[label] = tmp_path / f"{label}.rafs"
+        assert cli.main(["index", str(audio), "--system", "rafs", "--db", str(dbs[label]), "--no-calibrate", "-q",
+                         *extra]) == 0
+    a, ma = cli.open_database(dbs["serial"])
+    b, mb = cli.open_database(dbs["dask"])
+    assert sorted(a.references()) == sorted(b.references()) == [f"m{i}.wav" for i in range(4)]
+    for rid in a.references():
+        ra, rb = a.reference_record(rid), b.reference_record(rid)
+        assert all(np.array_equal(ra[k], rb[k]) for k in ra)
+        assert {k: v for k, v in ma["files"][rid].items()} == {k: v for k, v in mb["files"][rid].items()}
+    assert sorted(ma["skipped"]) == sorted(mb["skipped"]) == ["broken.wav", "short.wav"]
+    assert cli.main(["index", str(audio), "--db", str(dbs["dask"]), "--no-calibrate", "-q", "--dask", "local:2"]) == 0
+    assert len(cli.load_system("rafs", dbs["dask"])) == 4
