@@ -232,3 +232,30 @@ def test_dask_indexing_equals_serial_indexing(tmp_path, music):
     assert sorted(ma["skipped"]) == sorted(mb["skipped"]) == ["broken.wav", "short.wav"]
     assert cli.main(["index", str(audio), "--db", str(dbs["dask"]), "--no-calibrate", "-q", "--dask", "local:2"]) == 0
     assert len(cli.load_system("rafs", dbs["dask"])) == 4
+
+
+def test_a_store_grows_by_appending_and_opens_without_reading_it(tmp_path, music):
+    """Adding a reference to a store writes that reference's pages (and the few tree pages above them), not the
+    database again; opening reads the names only."""
+    db = tmp_path / "g.rafs"
+    RAFSOnDisk.create(db, RAFS())
+    w = RAFSOnDisk.open(db, writable=True)
+    rng = np.random.default_rng(3)
+    w.add("seed", music[0], SR)
+    seed = w.reference_record("seed")  # real music, re-keyed 60 times (as the benchmark fills) to make it large
+    for i in range(60):
+        w.add_record(f"s{i:02d}", {**seed, "codes": seed["codes"] ^ np.uint32(rng.integers(0, 2 ** 32))})
+    before = db.read_bytes()
+    w.add("new", music[1], SR)
+    after = db.read_bytes()
+    page = 4096
+    old_pages = len(before) // page
+    same = sum(before[i * page:(i + 1) * page] == after[i * page:(i + 1) * page] for i in range(old_pages))
+    new_bytes = w.reference_record("new")["codes"].nbytes
+    assert len(after) - len(before) < 8 * new_bytes + 16 * page  # the new reference, not a copy of the database
+    assert same >= 0.8 * old_pages, (same, old_pages)  # what was committed stays where it was
+    r = RAFSOnDisk.open(db)
+    assert len(r) == 62 and r._parts == [] and r._db is None  # the names, no sub-fingerprint read
+    assert r.stats()["fingerprints"] == w.stats()["fingerprints"] == 61 * seed["codes"].size + new_bytes // 4
+    w.close()
+    r.close()
