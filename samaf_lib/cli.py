@@ -239,7 +239,16 @@ def save_database(system: Any, db: Path, manifest: dict) -> None:
     place has nothing left to write."""
     from .io import write_json
 
-    if system.name in IN_PLACE_SYSTEMS and system.name != "dejavu" and not in_place(system):
+    url = _server_url(db) if system.name == "dejavu" else None
+    if url is not None and not in_place(system):  # a new database on a PostgreSQL server, then its pointer file
+        from .postgres_store import DejavuPostgres, write_pointer
+
+        try:
+            DejavuPostgres.create(url, system)
+        except ValueError as e:  # the message names the server, without its password
+            raise CLIError(f"--db {e}") from e
+        write_pointer(url)
+    elif system.name in IN_PLACE_SYSTEMS and system.name != "dejavu" and not in_place(system):
         from .lmdb_store import disk_class
 
         disk_class(system.name).create(db, system)
@@ -348,6 +357,30 @@ def detect_system(db: Path) -> str:
 IN_PLACE_SYSTEMS = ("dejavu", "rafs", "panako", "triplets", "samaf")
 
 
+#: Pointer files of the PostgreSQL databases named by --db in this process, and their URLs.
+_SERVER_DATABASES: dict[str, str] = {}
+
+
+def _server_database(url: str) -> Path:
+    """The local pointer file standing for the PostgreSQL database ``url`` (``samaf_lib.postgres_store``)."""
+    from .postgres_store import pointer_for
+
+    p = pointer_for(url)
+    _SERVER_DATABASES[str(p)] = url
+    return p
+
+
+def _server_url(db: Path) -> str | None:
+    """The PostgreSQL URL ``db`` stands for, or None for a database file."""
+    if str(db) in _SERVER_DATABASES:
+        return _SERVER_DATABASES[str(db)]
+    if db.suffix != ".dejavu" or not db.name.startswith("postgresql-"):
+        return None
+    from .postgres_store import read_pointer
+
+    return read_pointer(db)
+
+
 def load_system(name: str, db: Path, writable: bool = False) -> Any:
     """The database of system ``name`` at ``db``, opened in place: Dejavu's SQLite file, the others' LMDB file
     (nothing loaded but the names, SAMAF's codes aside; each add committed to the file). A file saved whole by an
@@ -355,6 +388,11 @@ def load_system(name: str, db: Path, writable: bool = False) -> Any:
     from . import systems
 
     if name == "dejavu":
+        url = _server_url(Path(db))
+        if url is not None:
+            from .postgres_store import DejavuPostgres
+
+            return DejavuPostgres.open(url, writable=writable)
         from .sqlite_store import DejavuOnDisk
 
         return DejavuOnDisk.open(db, writable=writable)
@@ -1570,6 +1608,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help (0) or a usage error (2): argparse has printed the message
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     try:
+        if getattr(args, "db", None) and str(args.db).startswith(("postgresql://", "postgres://")):
+            args.db = str(_server_database(args.db))
         return args.func(args)
     except CLIError as e:
         print(f"samaf {args.command}: error: {e}", file=sys.stderr)
