@@ -62,8 +62,11 @@ def empty_like(system: Any) -> Any:
 
 
 def without(system: Any, names: set[str]) -> Any:
-    """A copy of ``system``'s database without the references ``names``, rebuilt from the stored records (nothing
-    is fingerprinted again)."""
+    """``system``'s database without the references ``names``: for a database kept in its file, a view of that
+    file which leaves them out (``hiding``: nothing copied, so a calibration costs no memory at archive scale);
+    otherwise a copy rebuilt from the stored records (nothing is fingerprinted again)."""
+    if getattr(system, "in_place", False) and callable(getattr(system, "hiding", None)):
+        return system.hiding(names)
     copy = empty_like(system)
     for rid in system.references():
         if rid not in names:

@@ -352,6 +352,8 @@ class OnDisk:
     #: The base class's list of reference names.
     NAMES: ClassVar[str] = "_ref_ids"
     _disk: Store | None = None
+    _hidden: frozenset[int] = frozenset()  # numbers of the references a view leaves out
+    _seen: tuple[int, int] = (-1, -1)  # the store's state when the names were last read
 
     # -- what each system says -------------------------------------------------------------------------------------
     def _postings(self, record: dict[str, np.ndarray], idx: int) -> tuple[np.ndarray, np.ndarray]:
@@ -421,11 +423,14 @@ class OnDisk:
         return system
 
     def _sync_names(self, force: bool = False) -> None:
-        """The base class's name list (and the number -> position map) from the store's references."""
+        """The base class's name list (and the number -> position map) from the store's references (those this
+        object hides left out: :meth:`hiding`)."""
         st = self._disk
-        if not st.refresh() and not force:
+        st.refresh()
+        if st._entries == self._seen and not force:
             return
-        idxs = sorted(st.names)
+        self._seen = st._entries
+        idxs = sorted(i for i in st.names if i not in self._hidden)
         self._idxs = np.array(idxs, dtype=np.int64)
         self._pos_of = np.full(idxs[-1] + 1 if idxs else 0, -1, dtype=np.int64)
         self._pos_of[self._idxs] = np.arange(len(idxs))
@@ -437,6 +442,15 @@ class OnDisk:
     def in_place(self) -> bool:
         """True when the database is its file (opened by :meth:`open`), False for an in-memory copy."""
         return self._disk is not None
+
+    def hiding(self, names: set[str]) -> Any:
+        """A view of this database without the references ``names``: the same file, their hits left out, nothing
+        copied (what the calibration queries held-out references against). Read it only; do not close it."""
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view._hidden = self._hidden | {self._idx_of[n] for n in names if n in self._idx_of}
+        view._sync_names(force=True)
+        return view
 
     def _base(self) -> type:
         return next(c for c in type(self).__mro__[1:] if c is not OnDisk and not issubclass(c, OnDisk))

@@ -82,6 +82,8 @@ class SAMAFOnDisk(OnDisk, SAMAFSystem):
         self._disk, self._loaded = disk, set()
 
     _sync_names = _catch_up
+    #: The exact search runs over the in-memory codes: a view without some references is a copy (calibrate.without).
+    hiding = None
 
     def add(self, ref_id: str, audio: np.ndarray, sr: int) -> None:
         """As :meth:`SAMAFSystem.add`; in place, also committed to the file when this returns."""

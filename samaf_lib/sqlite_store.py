@@ -25,6 +25,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .systems.dejavu import Dejavu, _check_schema, _read_meta, _read_songs
 
 #: SQLite page cache per connection, in KiB (SQLite's ``cache_size`` takes a negative KiB count).
@@ -37,6 +39,7 @@ class DejavuOnDisk(Dejavu):
 
     _path: Path | None = None
     _writable: bool = False
+    _hidden_songs: np.ndarray = np.zeros(0, np.int64)  # song ids a view leaves out (hiding)
 
     @classmethod
     def open(cls, path: str | os.PathLike, writable: bool = True, cache_kb: int = CACHE_KB) -> DejavuOnDisk:
@@ -91,6 +94,22 @@ class DejavuOnDisk(Dejavu):
                 self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return
         super().save(path)
+
+    def hiding(self, names: set[str]) -> DejavuOnDisk:
+        """A view of this database without the references ``names``: the same file, their votes left out,
+        nothing copied (what the calibration queries held-out references against). Read it only; do not close it."""
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view._refs = {k: v for k, v in self._refs.items() if k not in names}
+        view._hidden_songs = np.union1d(self._hidden_songs, [self._refs[n][0] for n in names if n in self._refs])
+        return view
+
+    def _votes(self, query: list[tuple[str, int]]) -> tuple[np.ndarray, np.ndarray]:
+        song, diff = super()._votes(query)
+        if self._hidden_songs.size:
+            keep = ~np.isin(song, self._hidden_songs)
+            song, diff = song[keep], diff[keep]
+        return song, diff
 
     def duration_s(self, ref_id: str) -> float:
         """Seconds of audio stored for ``ref_id`` (from the songs table, no fingerprint read)."""

@@ -259,3 +259,30 @@ def test_a_store_grows_by_appending_and_opens_without_reading_it(tmp_path, music
     assert r.stats()["fingerprints"] == w.stats()["fingerprints"] == 61 * seed["codes"].size + new_bytes // 4
     w.close()
     r.close()
+
+
+@pytest.mark.parametrize("name", [*sorted(CLASSES), "dejavu"])
+def test_calibration_views_leave_references_out_without_a_copy(tmp_path, music, name):
+    """``calibrate.without`` of a database kept in its file is a view of the file (nothing copied) that answers as
+    the in-memory copy without those references; the database itself is untouched."""
+    from samaf_lib.calibrate import without
+    from samaf_lib.sqlite_store import DejavuOnDisk
+    from samaf_lib.systems.dejavu import Dejavu
+
+    base, disk = CLASSES.get(name, (Dejavu, DejavuOnDisk))
+    mem = base()
+    for i, x in enumerate(music):
+        mem.add(f"r{i}", x, SR)
+    db = tmp_path / f"v.{name}"
+    if name == "dejavu":
+        mem.save(db)
+    else:
+        disk.create(db, mem)
+    d = disk.open(db, writable=False)
+    view, copy = without(d, {"r1", "r3"}), without(mem, {"r1", "r3"})
+    assert view is not d and view.references() == copy.references() == ["r0", "r2"]
+    assert getattr(view, "_parts", []) == [] and getattr(view, "_chunks", []) == []  # nothing loaded
+    for q in _queries(music):
+        assert view.identify(q, SR) == copy.identify(q, SR)
+    assert d.references() == mem.references() and d.identify(_queries(music)[4], SR) == mem.identify(
+        _queries(music)[4], SR)
