@@ -1,8 +1,9 @@
 """RAFS, Panako, triplets and SAMAF kept in LMDB (``samaf_lib.lmdb_store``), filled to 1, 10, 100 and 1,000 hours.
 
 The database of each system is filled to each size: first ``--real-hours`` of real fingerprints of generated
-music (8-s clips, ``conftest.make_music``, added with ``system.add``), then synthetic references made from those
-real records so that they look like real ones and compete like them (read before quoting a number):
+music (8-s clips, ``conftest.make_music``, added with ``system.add``), then synthetic references of 5 minutes, each 37
+stretches made from those real records, end to end, so that they look like real ones and compete like them
+(read before quoting a number):
 
 - RAFS: a real reference's sub-fingerprints XOR one random 32-bit mask per synthetic reference. The sequence
   keeps its real structure (which bits change from frame to frame, the quiet frames), the values are new.
@@ -39,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 SR = 16000
 CLIP_S = 8.0
+#: 8-s stretches per synthetic reference (5 min).
+SYN_CLIPS = 37
 TRAINED = ROOT / "models" / "samaf-128-mse+hash+entropy" / "best.pt"
 
 
@@ -68,7 +71,7 @@ def _system(name: str, model: str | None) -> object:
 
 
 def _synthetic(name: str, record: dict, rng: np.random.Generator) -> dict:
-    """A synthetic reference made from a real ``record`` (see the module docstring)."""
+    """A synthetic stretch made from a real ``record`` (see the module docstring)."""
     r = {k: np.array(v) for k, v in record.items()}
     if name == "rafs":
         r["codes"] = r["codes"] ^ np.uint32(rng.integers(0, 2 ** 32))
@@ -81,6 +84,25 @@ def _synthetic(name: str, record: dict, rng: np.random.Generator) -> dict:
         flip = rng.random(bits.shape) < 0.25
         r["codes"] = np.packbits(bits ^ flip, axis=1)
     return r
+
+
+def _joined(name: str, parts: list[dict], frames_per_second: float) -> dict:
+    """One synthetic reference of ``parts`` (records of 8-s clips) end to end, their times shifted."""
+    out: dict = {"seconds": np.float64(CLIP_S * len(parts))}
+    if name == "rafs":
+        out["codes"] = np.concatenate([p["codes"] for p in parts])
+        out["quiet"] = np.concatenate([p["quiet"] for p in parts])
+    elif name in ("panako", "triplets"):
+        for k in parts[0]:
+            if k != "seconds":
+                out[k] = np.concatenate([p[k] for p in parts])
+        shift = np.repeat(np.round(np.arange(len(parts)) * CLIP_S * frames_per_second).astype(np.int64),
+                          [p["t1"].size for p in parts])
+        out["t1"] = (out["t1"].astype(np.int64) + shift).astype(parts[0]["t1"].dtype)
+    else:
+        out["codes"] = np.concatenate([p["codes"] for p in parts])
+        out["times"] = np.concatenate([p["times"] + np.float32(i * CLIP_S) for i, p in enumerate(parts)])
+    return out
 
 
 class Filler:
@@ -111,14 +133,17 @@ class Filler:
             self.records.append(self.system.reference_record(rid))
         self.real_s += time.perf_counter() - t
         t = time.perf_counter()
-        while self.hours() < hours:
-            record = _synthetic(self.name, self.records[self.n_syn % len(self.records)], self.rng)
-            self.system.add_record(f"syn{self.n_syn:07d}", record)
-            self.n_syn += 1
+        fps = float(getattr(self.system, "frames_per_second", 0.0))
+        while self.hours() < hours:  # references of SYN_CLIPS stretches (5 min), as in an archive
+            k = min(SYN_CLIPS, int(np.ceil((hours - self.hours()) * 3600 / CLIP_S)))
+            parts = [_synthetic(self.name, self.records[(self.n_syn + i) % len(self.records)], self.rng)
+                     for i in range(k)]
+            self.system.add_record(f"syn{self.n_syn:07d}", _joined(self.name, parts, fps))
+            self.n_syn += k
         self.syn_s += time.perf_counter() - t
 
     def facts(self) -> dict:
-        return {"real_refs": len(self.records), "synthetic_refs": self.n_syn, "real_fill_s": self.real_s,
+        return {"real_refs": len(self.records), "synthetic_stretches": self.n_syn, "real_fill_s": self.real_s,
                 "synthetic_fill_s": self.syn_s,
                 "real_x_realtime": len(self.records) * CLIP_S / self.real_s if self.real_s else None}
 

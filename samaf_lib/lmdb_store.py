@@ -299,10 +299,22 @@ class Store:
         with self._env.begin() as txn:
             return self._read_arrays(txn, idx)
 
-    def arrays_of(self, idxs: np.ndarray, field: str) -> list[np.ndarray]:
-        """Array ``field`` of each reference in ``idxs``, read in one transaction."""
-        with self._env.begin() as txn:
-            return [_from_npy(txn.get(_IDX.pack(int(i)) + field.encode(), db=self._dbs["arrays"])) for i in idxs]
+    def spans(self, idxs: np.ndarray, field: str, lo: np.ndarray, hi: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """Elements ``lo[j]:hi[j]`` of the 1-D array ``field`` of each reference ``idxs[j]``, and each array's
+        length, read in one transaction straight from the file's pages (only the spans are copied)."""
+        out, lengths = [], np.zeros(len(idxs), np.int64)
+        with self._env.begin(buffers=True) as txn:
+            for j, i in enumerate(idxs):
+                buf = txn.get(_IDX.pack(int(i)) + field.encode(), db=self._dbs["arrays"])
+                head = io.BytesIO(bytes(buf[:256]))
+                read = (np.lib.format.read_array_header_1_0 if np.lib.format.read_magic(head) == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read(head)
+                arr = np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape)), offset=head.tell())
+                lengths[j] = arr.size
+                a, b = int(np.clip(lo[j], 0, arr.size)), int(np.clip(hi[j], 0, arr.size))
+                out.append(arr[a:max(a, b)].copy())
+        return out, lengths
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The postings filed under each of ``keys``.
@@ -609,16 +621,13 @@ class RAFSOnDisk(OnDisk, RAFS):
             return super()._verify(db, q, cand_ref, cand_start)
         # the same BER over the span of each candidate reference that the candidates cover, read from the file
         refs, local_ref = np.unique(cand_ref, return_inverse=True)
-        codes = self._disk.arrays_of(self._idxs[refs], "codes")
         lo_s = np.full(refs.size, np.iinfo(np.int64).max)
         hi_s = np.full(refs.size, np.iinfo(np.int64).min)
         np.minimum.at(lo_s, local_ref, cand_start)
         np.maximum.at(hi_s, local_ref, cand_start)
-        lengths = np.array([c.size for c in codes], np.int64)
+        parts, lengths = self._disk.spans(self._idxs[refs], "codes", lo_s, hi_s + q.size)
         lo = np.clip(lo_s, 0, lengths)
-        hi = np.clip(hi_s + q.size, lo, lengths)
-        parts = [c[a:b] for c, a, b in zip(codes, lo, hi)]
-        span = hi - lo
+        span = np.array([p.size for p in parts], np.int64)
         local = {"codes": np.concatenate(parts) if parts else np.zeros(0, np.uint32), "lengths": span,
                  "starts": np.concatenate([[0], np.cumsum(span)]).astype(np.int64)}
         found = super()._verify(local, q, local_ref.astype(np.int64), cand_start - lo[local_ref])
