@@ -1,7 +1,8 @@
 """RAFS, Panako, triplets and SAMAF kept in LMDB (``samaf_lib.lmdb_store``), filled to 1, 10, 100 and 1,000 hours.
 
-The database of each system is filled to each size: first ``--real-hours`` of real fingerprints of generated
-music (8-s clips, ``conftest.make_music``, added with ``system.add``), then synthetic references of 5 minutes, each 37
+The database of each system is filled to each size: first ``--real-hours`` of real fingerprints of 8-s clips
+added with ``system.add`` (generated music, ``conftest.make_music``; generated speech for SAMAF, the audio its
+model was trained on), then synthetic references of 5 minutes, each 37
 stretches made from those real records, end to end, so that they look like real ones and compete like them
 (read before quoting a number):
 
@@ -43,6 +44,17 @@ CLIP_S = 8.0
 #: 8-s stretches per synthetic reference (5 min).
 SYN_CLIPS = 37
 TRAINED = ROOT / "models" / "samaf-128-mse+hash+entropy" / "best.pt"
+
+
+def _clip(name: str, i: int) -> np.ndarray:
+    """Real clip ``i``: generated speech for SAMAF (the audio its model was trained on), music for the others."""
+    if name == "samaf":
+        from samaf_lib.corpus.samples import make_speech
+
+        return make_speech(i, CLIP_S)
+    from conftest import make_music
+
+    return make_music(i, CLIP_S)
 
 
 def _rss_mb() -> float:
@@ -124,12 +136,10 @@ class Filler:
         return (len(self.records) + self.n_syn) * CLIP_S / 3600
 
     def grow_to(self, hours: float) -> None:
-        from conftest import make_music
-
         t = time.perf_counter()
         while len(self.records) < self.n_real_target and self.hours() < hours:
             rid = f"real{len(self.records):05d}"
-            self.system.add(rid, make_music(len(self.records), CLIP_S), SR)
+            self.system.add(rid, _clip(self.name, len(self.records)), SR)
             self.records.append(self.system.reference_record(rid))
         self.real_s += time.perf_counter() - t
         t = time.perf_counter()
@@ -150,8 +160,6 @@ class Filler:
 
 def measure(name: str, db: Path, n_queries: int = 40) -> dict:
     """Open, query and add one file, in this process."""
-    from conftest import make_music
-
     from samaf_lib.lmdb_store import disk_class
 
     rss0 = _rss_mb()
@@ -164,7 +172,7 @@ def measure(name: str, db: Path, n_queries: int = 40) -> dict:
     lat, correct = [], 0
     for _ in range(n_queries):
         i = int(rng.integers(n_real))
-        x = make_music(i, CLIP_S)
+        x = _clip(name, i)
         start = int(rng.integers(0, int(3 * SR)))
         q = x[start: start + 5 * SR]
         q = (q + rng.standard_normal(q.size) * np.sqrt(np.mean(q ** 2)) / 10).astype(np.float32)  # 20 dB
@@ -173,7 +181,7 @@ def measure(name: str, db: Path, n_queries: int = 40) -> dict:
         lat.append(time.perf_counter() - t)
         correct += m.ref_id == f"real{i:05d}"
     t = time.perf_counter()
-    system.add(f"added{len(system.references())}", make_music(10 ** 6, CLIP_S), SR)
+    system.add(f"added{len(system.references())}", _clip(name, 10 ** 6), SR)
     add_s = time.perf_counter() - t
     system.close()
     return {"open_s": open_s, "rss_before_mb": rss0, "rss_open_mb": rss_open,
