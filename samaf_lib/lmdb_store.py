@@ -299,7 +299,8 @@ class Store:
         with self._env.begin() as txn:
             return self._read_arrays(txn, idx)
 
-    def spans(self, idxs: np.ndarray, field: str, lo: np.ndarray, hi: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    def spans(self, idxs: np.ndarray, field: str, lo: np.ndarray, hi: np.ndarray
+              ) -> tuple[list[np.ndarray], np.ndarray]:
         """Elements ``lo[j]:hi[j]`` of the 1-D array ``field`` of each reference ``idxs[j]``, and each array's
         length, read in one transaction straight from the file's pages (only the spans are copied)."""
         out, lengths = [], np.zeros(len(idxs), np.int64)
