@@ -74,8 +74,8 @@ class Store:
     :meth:`open`.
 
     Tables: ``meta`` (format, system, parameters, key and posting layout, and the system's extras),
-    ``refs`` (name -> number and seconds), ``names`` (number -> name), ``arrays`` (number + field -> ``.npy``
-    bytes), ``postings`` (hash -> fixed-size rows, sorted duplicates).
+    ``refs`` (name -> number), ``names`` (number -> name, seconds, fingerprints), ``arrays`` (number + field ->
+    ``.npy`` bytes), ``postings`` (hash -> fixed-size rows, sorted duplicates).
     """
 
     def __init__(self, env: Any, path: Path, writable: bool) -> None:
