@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -30,14 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 SR = 16000
 CLIP_S = 8.0
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def build(db: Path, hours: float, seed: int = 0) -> dict:
@@ -72,35 +63,19 @@ def build(db: Path, hours: float, seed: int = 0) -> dict:
 def measure(db: Path, mode: str, n_queries: int = 40) -> dict:
     """One mode in this process: open, query, add one file."""
     from conftest import make_music
+    from store_bench import open_query_add
 
     from samaf_lib.sqlite_store import DejavuOnDisk
     from samaf_lib.systems.dejavu import Dejavu
 
-    rss0 = _rss_mb()
-    t0 = time.perf_counter()
-    system = Dejavu.load(db) if mode == "memory" else DejavuOnDisk.open(db)
-    open_s = time.perf_counter() - t0
-    rss_open = _rss_mb()
-    n_real = sum(1 for r in system.references() if r.startswith("real"))
-    rng = np.random.default_rng(1)
-    lat, correct = [], 0
-    for q in range(n_queries):
-        i = int(rng.integers(n_real))
-        x = make_music(i, CLIP_S)
-        start = int(rng.integers(0, int(3 * SR)))
-        t = time.perf_counter()
-        m = system.identify(x[start: start + 5 * SR], SR)
-        lat.append(time.perf_counter() - t)
-        correct += m.ref_id == f"real{i:05d}"
-    t = time.perf_counter()
-    system.add("added", make_music(10 ** 6, CLIP_S), SR)
-    if mode == "memory":
-        system.save(Path(str(db) + ".copy"))  # what committing meant before: the whole database written out
-    add_s = time.perf_counter() - t
-    return {"mode": mode, "open_s": open_s, "rss_before_mb": rss0, "rss_open_mb": rss_open,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "query_p50_ms": 1000 * float(np.percentile(lat, 50)), "query_p95_ms": 1000 * float(np.percentile(lat, 95)),
-            "top1": correct / n_queries, "add_one_file_s": add_s}
+    def add(system) -> None:
+        system.add("added", make_music(10 ** 6, CLIP_S), SR)
+        if mode == "memory":
+            system.save(Path(str(db) + ".copy"))  # what committing meant before: the whole database written out
+
+    out = open_query_add(lambda: Dejavu.load(db) if mode == "memory" else DejavuOnDisk.open(db),
+                         lambda i: make_music(i, CLIP_S), add, n_queries)
+    return {"mode": mode, **out}
 
 
 def main() -> int:

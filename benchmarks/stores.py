@@ -15,9 +15,9 @@ stretches made from those real records, end to end, so that they look like real 
   reference: about 32 bits from the code they come from, as close as codes of different real audio come to each
   other (uniform random codes, 64 ± 5.7 bits from anything, would be far easier to reject).
 
-The store grows from one size to the next; at each size, in a fresh process: seconds to open the database, resident memory after opening and at the end
-(peak), 5-s query latency p50/p95 (excerpts of the real clips with white noise at 20 dB), top-1 on them, the
-seconds to add one 8-s file and commit it, bytes on disk per hour. One thread (``OMP_NUM_THREADS=1``). Results
+The store grows from one size to the next; at each size, in a fresh process: seconds to open the database,
+resident memory after opening and at the end (peak), 5-s query latency p50/p95 (excerpts of the real clips with
+white noise at 20 dB), top-1 on them, the seconds to add one 8-s file and commit it, bytes on disk per hour. One thread (``OMP_NUM_THREADS=1``). Results
 to ``reports/bench_stores.json`` (timings: never committed). A size is skipped when filling it is predicted to
 take longer than ``--max-fill-s`` (from the fill rate so far), and the larger ones with it.
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -55,14 +54,6 @@ def _clip(name: str, i: int) -> np.ndarray:
     from conftest import make_music
 
     return make_music(i, CLIP_S)
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _system(name: str, model: str | None) -> object:
@@ -159,35 +150,17 @@ class Filler:
 
 
 def measure(name: str, db: Path, n_queries: int = 40) -> dict:
-    """Open, query and add one file, in this process."""
+    """Open, query (20 dB white noise) and add one file, in this process."""
+    from store_bench import open_query_add
+
     from samaf_lib.lmdb_store import disk_class
 
-    rss0 = _rss_mb()
-    t0 = time.perf_counter()
-    system = disk_class(name).open(db, writable=True)
-    open_s = time.perf_counter() - t0
-    rss_open = _rss_mb()
-    n_real = sum(1 for r in system.references() if r.startswith("real"))
-    rng = np.random.default_rng(1)
-    lat, correct = [], 0
-    for _ in range(n_queries):
-        i = int(rng.integers(n_real))
-        x = _clip(name, i)
-        start = int(rng.integers(0, int(3 * SR)))
-        q = x[start: start + 5 * SR]
-        q = (q + rng.standard_normal(q.size) * np.sqrt(np.mean(q ** 2)) / 10).astype(np.float32)  # 20 dB
-        t = time.perf_counter()
-        m = system.identify(q, SR)
-        lat.append(time.perf_counter() - t)
-        correct += m.ref_id == f"real{i:05d}"
-    t = time.perf_counter()
-    system.add(f"added{len(system.references())}", _clip(name, 10 ** 6), SR)
-    add_s = time.perf_counter() - t
-    system.close()
-    return {"open_s": open_s, "rss_before_mb": rss0, "rss_open_mb": rss_open,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "query_p50_ms": 1000 * float(np.percentile(lat, 50)), "query_p95_ms": 1000 * float(np.percentile(lat, 95)),
-            "top1": correct / n_queries, "add_one_file_s": add_s}
+    def add(system) -> None:
+        system.add(f"added{len(system.references())}", _clip(name, 10 ** 6), SR)
+        system.close()
+
+    return open_query_add(lambda: disk_class(name).open(db, writable=True), lambda i: _clip(name, i), add,
+                          n_queries, snr_db=20.0)
 
 
 def main() -> int:

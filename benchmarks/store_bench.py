@@ -1,0 +1,54 @@
+"""What the store benchmarks (``dejavu_disk.py``, ``stores.py``) measure in a fresh process: open a database,
+query it, add one file."""
+
+from __future__ import annotations
+
+import resource
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+SR = 16000
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now, MB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def open_query_add(open_system: Callable[[], Any], clip: Callable[[int], np.ndarray], add: Callable[[Any], None],
+                   n_queries: int = 40, snr_db: float | None = None) -> dict:
+    """Seconds to open (``open_system()``), resident memory, 5-s query latency p50/p95 and top-1 over excerpts of
+    the references named ``realNNNNN`` (``clip(i)`` gives reference i's audio; white noise at ``snr_db`` when
+    given), and the seconds ``add(system)`` takes."""
+    rss0 = rss_mb()
+    t0 = time.perf_counter()
+    system = open_system()
+    open_s = time.perf_counter() - t0
+    rss_open = rss_mb()
+    n_real = sum(1 for r in system.references() if r.startswith("real"))
+    rng = np.random.default_rng(1)
+    lat, correct = [], 0
+    for _ in range(n_queries):
+        i = int(rng.integers(n_real))
+        x = clip(i)
+        start = int(rng.integers(0, int(3 * SR)))
+        q = x[start: start + 5 * SR]
+        if snr_db is not None:
+            q = (q + rng.standard_normal(q.size) * np.sqrt(np.mean(q ** 2)) * 10 ** (-snr_db / 20)).astype(np.float32)
+        t = time.perf_counter()
+        m = system.identify(q, SR)
+        lat.append(time.perf_counter() - t)
+        correct += m.ref_id == f"real{i:05d}"
+    t = time.perf_counter()
+    add(system)
+    add_s = time.perf_counter() - t
+    return {"open_s": open_s, "rss_before_mb": rss0, "rss_open_mb": rss_open,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "query_p50_ms": 1000 * float(np.percentile(lat, 50)), "query_p95_ms": 1000 * float(np.percentile(lat, 95)),
+            "top1": correct / n_queries, "add_one_file_s": add_s}
