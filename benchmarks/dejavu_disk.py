@@ -79,6 +79,8 @@ def measure(db: Path, mode: str, n_queries: int = 40) -> dict:
 
 
 def main() -> int:
+    from store_bench import remove_store, write_results
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hours", default="1,10")
     ap.add_argument("--work", default="/tmp/bench_dejavu_disk")
@@ -93,8 +95,7 @@ def main() -> int:
     results = []
     for hours in [float(h) for h in a.hours.split(",")]:
         db = work / f"{hours:g}h.dejavu"
-        for p in work.glob(f"{db.name}*"):
-            p.unlink()
+        remove_store(work, db.name)
         t = time.perf_counter()
         fill = build(db, hours)
         fill["fill_s"] = time.perf_counter() - t
@@ -106,10 +107,8 @@ def main() -> int:
             row[mode] = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(row)
         print(json.dumps(row), flush=True)
-        for p in work.glob(f"{db.name}*"):
-            p.unlink()
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(results, indent=2) + "\n")
+        remove_store(work, db.name)
+    write_results(a.out, results)
     return 0
 
 

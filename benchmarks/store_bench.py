@@ -3,8 +3,10 @@ query it, add one file."""
 
 from __future__ import annotations
 
+import json
 import resource
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -52,3 +54,14 @@ def open_query_add(open_system: Callable[[], Any], clip: Callable[[int], np.ndar
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "query_p50_ms": 1000 * float(np.percentile(lat, 50)), "query_p95_ms": 1000 * float(np.percentile(lat, 95)),
             "top1": correct / n_queries, "add_one_file_s": add_s}
+
+
+def remove_store(work: Path, name: str) -> None:
+    """Delete the database ``work / name`` and every file beside it that starts with its name."""
+    for p in work.glob(f"{name}*"):
+        p.unlink()
+
+
+def write_results(path: str, results: list[dict]) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(results, indent=2) + "\n")

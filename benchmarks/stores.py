@@ -164,6 +164,8 @@ def measure(name: str, db: Path, n_queries: int = 40) -> dict:
 
 
 def main() -> int:
+    from store_bench import remove_store, write_results
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--systems", default="rafs,panako,triplets,samaf")
     ap.add_argument("--hours", default="1,10,100,1000")
@@ -187,8 +189,7 @@ def main() -> int:
     results = []
     for name in a.systems.split(","):
         db = work / f"{name}.lmdb"
-        for p in work.glob(f"{db.name}*"):
-            p.unlink()
+        remove_store(work, db.name)
         filler = Filler(name, db, a.real_hours, a.model)
         for hours in [float(h) for h in a.hours.split(",")]:
             rate = filler.syn_s / max(filler.hours() - a.real_hours, 1e-9)  # fill seconds per synthetic hour
@@ -208,10 +209,8 @@ def main() -> int:
             results.append(row)
             print(json.dumps(row), flush=True)
         filler.system.close()
-        for p in work.glob(f"{db.name}*"):
-            p.unlink()
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(results, indent=2) + "\n")
+        remove_store(work, db.name)
+    write_results(a.out, results)
     return 0
 
 
