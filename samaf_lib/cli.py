@@ -1492,8 +1492,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "as `make repro` writes it")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="decode and resample files in N worker processes (default 1). Fingerprinting and database "
-                        "writes stay in one process, because each system holds one in-memory database, so N > 1 "
-                        "only speeds up decoding (most for mp3 and ogg)")
+                        "writes stay in this process, so N > 1 only speeds up decoding (most for mp3 and ogg); "
+                        "--dask fingerprints in workers too")
     p.add_argument("--dask", metavar="ADDRESS",
                    help="decode and fingerprint the files on a Dask cluster: local:N starts N worker processes "
                         "here, tcp://HOST:8786 uses a running scheduler (its workers must see the files at the same "
