@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .store import check_known
 from .systems.panako import BYTES_PER_TRIPLET as PANAKO_TRIPLET_BYTES
 from .systems.panako import Panako
 from .systems.rafs import RAFS
@@ -520,9 +521,7 @@ class OnDisk:
         KeyError
             A name not in the database (nothing is deleted).
         """
-        missing = [r for r in ref_ids if r not in self._idx_of]
-        if missing:
-            raise KeyError(f"not in the database: {', '.join(map(repr, missing))}")
+        check_known(ref_ids, self._idx_of)
         self._disk.remove([self._idx_of[r] for r in ref_ids], self._postings)
         self._sync_names(force=True)
 

@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .store import check_known
 from .systems.dejavu import FORMAT_VERSION, Dejavu
 
 #: Tag of a pointer file.
@@ -241,9 +242,7 @@ class DejavuPostgres(Dejavu):
 
     def remove(self, ref_ids: list[str]) -> None:
         """Delete ``ref_ids`` (songs and, by the foreign key, their fingerprints) in one transaction."""
-        missing = [r for r in ref_ids if r not in self._refs]
-        if missing:
-            raise KeyError(f"not in the database: {', '.join(map(repr, missing))}")
+        check_known(ref_ids, self._refs)
         with self._con:
             for rid in ref_ids:
                 self._con.execute("DELETE FROM songs WHERE song_id = ?", (self._refs[rid][0],))

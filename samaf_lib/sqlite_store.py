@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .store import check_known
 from .systems.dejavu import Dejavu, _check_schema, _read_meta, _read_songs
 
 #: SQLite page cache per connection, in KiB (SQLite's ``cache_size`` takes a negative KiB count).
@@ -123,9 +124,7 @@ class DejavuOnDisk(Dejavu):
         KeyError
             A name not in the database (nothing is deleted).
         """
-        missing = [r for r in ref_ids if r not in self._refs]
-        if missing:
-            raise KeyError(f"not in the database: {', '.join(map(repr, missing))}")
+        check_known(ref_ids, self._refs)
         with self._con:
             for rid in ref_ids:
                 song_id = self._refs[rid][0]

@@ -274,6 +274,14 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def check_known(ref_ids: list[str], known: Any) -> None:
+    """KeyError naming the references of ``ref_ids`` that are not in ``known`` (what ``remove`` checks before it
+    deletes anything)."""
+    missing = [r for r in ref_ids if r not in known]
+    if missing:
+        raise KeyError(f"not in the database: {', '.join(map(repr, missing))}")
+
+
 def iter_names(contents: Contents | None, kind: str = "add") -> Iterator[str]:
     """Names of the records of ``kind`` in ``contents`` (nothing when there is no journal)."""
     if contents is not None:
