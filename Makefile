@@ -27,9 +27,10 @@ repro: $(STAMP)
 repro-full: $(STAMP)
 	$(BIN)/dvc exp run --set-param ablation.profile=full
 
-## experiments beside the committed run, readable: the parameters and headline metrics that differ (F1 left out)
+## experiments beside the committed run, readable: the parameters and headline metrics that differ (F1 and the
+## hashes of data, model and report folders left out)
 exp-show: $(STAMP)
-	$(BIN)/dvc exp show --no-pager --md --only-changed --drop '.*\.f1'
+	$(BIN)/dvc exp show --no-pager --md --only-changed --drop '.*\.f1|data/.*|models/.*|reports/.*'
 
 ## the whole test suite: unit tests, notebooks under nbval, a smoke `dvc repro`
 test: $(STAMP)
