@@ -368,6 +368,7 @@ class OnDisk:
     _disk: Store | None = None
     _hidden: frozenset[int] = frozenset()  # numbers of the references a view leaves out
     _seen: tuple[int, int] = (-1, -1)  # the store's state when the names were last read
+    _positions: tuple[np.ndarray, np.ndarray] | None = None  # _position_arrays, built from _idx_list when needed
 
     # -- what each system says -------------------------------------------------------------------------------------
     def _postings(self, record: dict[str, np.ndarray], idx: int) -> tuple[np.ndarray, np.ndarray]:
@@ -445,12 +446,38 @@ class OnDisk:
             return
         self._seen = st._entries
         idxs = sorted(i for i in st.names if i not in self._hidden)
-        self._idxs = np.array(idxs, dtype=np.int64)
-        self._pos_of = np.full(idxs[-1] + 1 if idxs else 0, -1, dtype=np.int64)
-        self._pos_of[self._idxs] = np.arange(len(idxs))
+        self._idx_list = idxs
+        self._positions = None
         self._idx_of = {st.names[i][0]: i for i in idxs}
         setattr(self, self.NAMES, [st.names[i][0] for i in idxs])
         self._seconds = [st.names[i][1] for i in idxs]
+
+    def _append_name(self, idx: int, ref_id: str, seconds: float) -> None:
+        """What :meth:`_sync_names` would read after this process committed reference ``idx`` (numbers only grow),
+        without reading every name again: an add stays independent of the database's size."""
+        self._idx_list.append(idx)
+        getattr(self, self.NAMES).append(ref_id)
+        self._seconds.append(seconds)
+        self._idx_of[ref_id] = idx
+        self._positions = None
+        self._seen = self._disk._entries
+
+    def _position_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(numbers, position of each number or -1)`` of the references this object shows, built when needed."""
+        if self._positions is None:
+            idxs = np.array(self._idx_list, dtype=np.int64)
+            pos = np.full(int(idxs[-1]) + 1 if idxs.size else 0, -1, dtype=np.int64)
+            pos[idxs] = np.arange(idxs.size)
+            self._positions = (idxs, pos)
+        return self._positions
+
+    @property
+    def _idxs(self) -> np.ndarray:
+        return self._position_arrays()[0]
+
+    @property
+    def _pos_of(self) -> np.ndarray:
+        return self._position_arrays()[1]
 
     @property
     def in_place(self) -> bool:
@@ -499,9 +526,9 @@ class OnDisk:
 
     def _commit(self, ref_id: str, record: dict[str, np.ndarray]) -> None:
         arrays = {k: v for k, v in record.items() if k != "seconds"}
-        self._disk.add(ref_id, float(record["seconds"]), self._count(arrays), arrays,
-                        lambda idx: self._postings(arrays, idx))
-        self._sync_names(force=True)
+        seconds = float(record["seconds"])
+        idx = self._disk.add(ref_id, seconds, self._count(arrays), arrays, lambda i: self._postings(arrays, i))
+        self._append_name(idx, ref_id, seconds)
 
     def reference_record(self, ref_id: str) -> dict[str, np.ndarray]:
         if self._disk is None:
@@ -511,7 +538,7 @@ class OnDisk:
 
     def duration_s(self, ref_id: str) -> float:
         """Seconds of audio stored for ``ref_id``."""
-        return float(self._seconds[getattr(self, self.NAMES).index(ref_id)])
+        return float(self._disk.names[self._idx_of[ref_id]][1])
 
     def remove(self, ref_ids: list[str]) -> None:
         """Delete the references ``ref_ids`` (their arrays and postings) in one transaction.
