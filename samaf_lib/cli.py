@@ -674,23 +674,23 @@ def _fingerprinted_on_dask(todo: list[tuple[Path, str, dict]], client: Any, syst
     fingerprinted by the Dask workers, at most ``window`` files in flight. The workers read the files by their
     absolute paths (a cluster needs them on a shared file system)."""
     from collections import deque
+    from itertools import islice
 
     from .calibrate import empty_like
 
     blank = client.scatter(empty_like(system), broadcast=True)
-    pending: deque = deque()
+
+    def submit(item: tuple[Path, str, dict]) -> tuple[Path, Any]:
+        return item[0], client.submit(_fingerprint_task, str(item[0].resolve()), item[1], blank, pure=False)
+
     it = iter(todo)
-    for p, rid, _ in it:
-        pending.append((p, client.submit(_fingerprint_task, str(p.resolve()), rid, blank, pure=False)))
-        if len(pending) >= window:
-            break
+    pending: deque = deque(submit(item) for item in islice(it, window))
     try:
         while pending:
             p, fut = pending.popleft()
             nxt = next(it, None)
             if nxt is not None:
-                pending.append((nxt[0], client.submit(_fingerprint_task, str(nxt[0].resolve()), nxt[1], blank,
-                                                      pure=False)))
+                pending.append(submit(nxt))
             yield (p, *fut.result())
     finally:
         for _, fut in pending:

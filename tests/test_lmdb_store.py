@@ -212,7 +212,7 @@ def test_dask_indexing_equals_serial_indexing(tmp_path, music):
     pytest.importorskip("distributed")
     audio = tmp_path / "audio"
     audio.mkdir()
-    for i, x in enumerate(music):
+    for i, x in enumerate(music + [make_music(10 + i, 4.0) for i in range(4)]):  # more files than the 8 in flight
         write_audio(audio / f"m{i}.wav", x, SR)
     (audio / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
     write_audio(audio / "short.wav", music[0][: SR // 4], SR)
@@ -223,14 +223,14 @@ def test_dask_indexing_equals_serial_indexing(tmp_path, music):
                          *extra]) == 0
     a, ma = cli.open_database(dbs["serial"])
     b, mb = cli.open_database(dbs["dask"])
-    assert sorted(a.references()) == sorted(b.references()) == [f"m{i}.wav" for i in range(4)]
+    assert sorted(a.references()) == sorted(b.references()) == [f"m{i}.wav" for i in range(8)]
     for rid in a.references():
         ra, rb = a.reference_record(rid), b.reference_record(rid)
         assert all(np.array_equal(ra[k], rb[k]) for k in ra)
         assert {k: v for k, v in ma["files"][rid].items()} == {k: v for k, v in mb["files"][rid].items()}
     assert sorted(ma["skipped"]) == sorted(mb["skipped"]) == ["broken.wav", "short.wav"]
     assert cli.main(["index", str(audio), "--db", str(dbs["dask"]), "--no-calibrate", "-q", "--dask", "local:2"]) == 0
-    assert len(cli.load_system("rafs", dbs["dask"])) == 4
+    assert len(cli.load_system("rafs", dbs["dask"])) == 8
 
 
 def test_a_store_grows_by_appending_and_opens_without_reading_it(tmp_path, music):
