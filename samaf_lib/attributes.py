@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,6 +35,9 @@ _TASK_LABEL = {"speaker": "speaker_id", "gender": "gender", "nationality": "nati
 #: allows it; utterances for the speaker task, whose classes are the speakers.
 _TASK_GROUP = {"speaker": "utterance_id", "gender": "speaker_id", "nationality": "speaker_id",
                "distortion": "speaker_id"}
+#: Prefix of the attribute columns a folder's metadata CSV brings (``attr_genre``); each is a task of its own,
+#: labelled by that column and grouped by ``speaker_id`` (the folder's group).
+ATTRIBUTE_PREFIX = "attr_"
 _PRIME = 2_147_483_647  # 2**31 - 1: products with a 31-bit multiplier stay inside uint64
 _HASH_A = 1_103_515_245
 _HASH_B = 12_345
@@ -435,11 +439,34 @@ def system_features(system: Any, audio: np.ndarray, sr: int, dim: int = 512, sum
 # Attribute classification
 # --------------------------------------------------------------------------------------------------------------
 
+def _task_columns(task: str) -> tuple[str, str]:
+    """The label and group columns of a task: :data:`TASKS`, or an ``attr_*`` column (grouped by speaker)."""
+    if task in TASKS:
+        return _TASK_LABEL[task], _TASK_GROUP[task]
+    if isinstance(task, str) and task.startswith(ATTRIBUTE_PREFIX) and len(task) > len(ATTRIBUTE_PREFIX):
+        return task, "speaker_id"
+    raise ValueError(f"task must be one of {TASKS} or an {ATTRIBUTE_PREFIX}* metadata column, got {task!r}")
+
+
+def tasks_for(meta: pd.DataFrame) -> list[str]:
+    """The attribute tasks a corpus allows: ``speaker`` where speakers (or a folder's groups named in its CSV) are
+    known, ``gender`` and ``nationality`` where any utterance has one, every ``attr_*`` column, and ``distortion``
+    (known for every query)."""
+    def labelled(col: str) -> bool:
+        return col in meta.columns and any(
+            v is not None and v.lower() not in MISSING_LABELS
+            for v in (_id_or_none(x) for x in meta[col].to_numpy(dtype=object)))
+
+    by_folder = "group_by" in meta.columns and (meta["group_by"].astype(str) == "folder").all()
+    out = [] if by_folder else ["speaker"]
+    out += [t for t in ("gender", "nationality") if labelled(t)]
+    out += [c for c in meta.columns if c.startswith(ATTRIBUTE_PREFIX) and labelled(c)]
+    return out + ["distortion"]
+
+
 def _labels_for(labels: pd.DataFrame, task: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(keep_mask, y, groups)`` for a task, with missing labels dropped."""
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    lab, grp = _TASK_LABEL[task], _TASK_GROUP[task]
+    lab, grp = _task_columns(task)
     for c in (lab, grp):
         if c not in labels.columns:
             raise ValueError(f"task {task!r} needs a {c!r} column in labels")
@@ -460,7 +487,7 @@ def _eligible(labels: pd.DataFrame, task: str, min_groups_per_class: int = 2) ->
     per_class = pd.DataFrame({"y": y[idx], "g": g[idx]}).groupby("y")["g"].nunique()
     thin = per_class[per_class < min_groups_per_class].index
     if len(thin):
-        notes.append(f"{len(thin)} class(es) in fewer than {min_groups_per_class} {_TASK_GROUP[task]} group(s) "
+        notes.append(f"{len(thin)} class(es) in fewer than {min_groups_per_class} {_task_columns(task)[1]} group(s) "
                      "dropped")
         idx = idx[~np.isin(y[idx], np.array(list(thin), dtype=object))]
     return idx, "; ".join(notes)
@@ -582,7 +609,7 @@ def classify_attributes(X: np.ndarray, labels: pd.DataFrame, tasks: Iterable[str
         base = {"task": task, "n_samples": int(idx.size), "n_classes": len(set(y_all[idx])),
                 "n_groups": len(set(g_all[idx])), "n_folds": len(fs)}
         if not fs:
-            why = (f"skipped: {base['n_classes']} class(es) and {base['n_groups']} {_TASK_GROUP[task]} group(s) "
+            why = (f"skipped: {base['n_classes']} class(es) and {base['n_groups']} {_task_columns(task)[1]} group(s) "
                    "after filtering; need at least 2 of each")
             for c in classifiers:
                 rows.append({**base, "classifier": c, "accuracy": math.nan, "balanced_accuracy": math.nan,
@@ -687,7 +714,7 @@ def _group_weights(truth: np.ndarray, groups: np.ndarray, classes: np.ndarray, n
     speakers of the distortion task hold every distortion) groups are drawn from all of them. Seeded by
     ``(seed, task)`` only, so every feature set and classifier of a task gets the same draws.
     """
-    rng = np.random.default_rng([int(seed), TASKS.index(task)])
+    rng = np.random.default_rng([int(seed), TASKS.index(task) if task in TASKS else zlib.crc32(task.encode())])
     n_groups = int(groups.max()) + 1
     total, _ = _class_counts(truth, truth, groups, classes)
     if ((total > 0).sum(axis=1) == 1).all():

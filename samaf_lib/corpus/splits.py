@@ -120,6 +120,10 @@ def assign_splits(df: pd.DataFrame, fractions: dict[str, float], by: str = "utte
         go to one split (disjoint by speaker too).
     seed : int
         Seed of the assignment; the result does not depend on the row order of ``df``.
+
+        Where ``df`` has a ``recording`` column shared by several rows (the pieces a folder's long files are cut
+        into), the recordings are assigned and each piece follows its recording: the fractions are then shares of
+        the recordings, and no recording is both trained on and indexed, or both indexed and a negative.
     outside : float
         Share of the speakers (in [0, 0.5]) held out of every split above, rounded to an even number of at least
         2 when positive: half of them (in a seeded order) go to ``outside_calib``, half to ``outside_test``. The
@@ -137,6 +141,14 @@ def assign_splits(df: pd.DataFrame, fractions: dict[str, float], by: str = "utte
     ValueError
         Bad fractions, an unknown ``by``, missing columns, or duplicate utterance ids.
     """
+    if "recording" in df.columns and len(df) and df["recording"].notna().all() and df["recording"].duplicated().any():
+        # pieces of one recording (a folder's long files) go to one split together: assign the recordings
+        recs = (df.drop_duplicates("recording")[["recording", "speaker_id"]]
+                .rename(columns={"recording": "utterance_id"}))
+        split = assign_splits(recs, fractions, by=by, seed=seed, outside=outside)
+        out = df.copy()
+        out["split"] = df["recording"].map(dict(zip(split["utterance_id"], split["split"])))
+        return out
     fr = check_fractions(fractions)
     if by not in ("utterance", "speaker"):
         raise ValueError(f"data.split_by: must be 'utterance' or 'speaker', got {by!r}")
