@@ -5,7 +5,15 @@ with VoxCeleb1's speaker attributes ``gender`` (from the variant: ``m1``-``m8`` 
 ``nationality`` (from the language or accent, :data:`NATIONALITY_VOICES`). Nationalities are dealt round-robin
 (in a seeded order) with alternating genders, so that both are balanced: the default 48 speakers give 12
 nationalities x (2 male + 2 female). Every voice reads English-vocabulary sentences from
-:func:`samaf_lib.corpus.text.sentence` with its own language's letter-to-sound rules, i.e. with a strong accent.
+:func:`samaf_lib.corpus.text.varied_sentence` (about 900 words, new proper names and numbers, a dozen sentence
+shapes) with its own language's letter-to-sound rules, i.e. with a strong accent.
+
+Every utterance varies its voice (:func:`utterance_style`): rate, pitch and pitch range drawn around the voice's
+own, a small pitch and rate movement from sentence to sentence, and a vocal-tract warp that scales every frequency
+by about 0.94-1.06. Without this (``varied=False``, the corpus as first generated) the engine spoke every
+utterance of a voice with the same settings, reusing its recorded consonant bursts sample for sample, and from a
+vocabulary of about 150 words: different utterances of one voice then shared identical spectral landmarks, which
+no two real recordings do (docs/study.md, Data).
 
 Each utterance: sentences synthesised and joined with short pauses until the utterance reaches a length drawn
 uniformly in ``[min_s, max_s]``; cut there, at a pause between words when one lies in the last 0.3 s, hard
@@ -22,7 +30,8 @@ otherwise (10-ms fade-out); resampled from the engine's 22,050 Hz to ``sr``. The
 5. peak normalisation to 0.9; 16-bit PCM WAV.
 
 Determinism. Every random draw comes from ``np.random.SeedSequence(seed, spawn_key=...)``: speaker design
-``(0,)``, an utterance's text and length ``(1, speaker, utterance)``, its channel ``(2, speaker, utterance)``, so an
+``(0,)``, an utterance's text and length ``(1, speaker, utterance)``, its channel ``(2, speaker, utterance)``, its
+voice variation ``(3, speaker, utterance)``, so an
 utterance does not depend on the order in which utterances are generated nor on how many there are. The speech
 engine is made a pure function of its input by :func:`samaf_lib.corpus.espeak.synthesize` (a fresh engine per
 sentence, its noise generator seeded from the utterance's seed), so same arguments give byte-identical WAV files,
@@ -45,7 +54,7 @@ from ..audio import AudioError, check_audio, peak_normalise, resample, rms, writ
 from ..progress import bar
 from .espeak import FEMALE_VARIANTS, MALE_VARIANTS, EspeakError, synthesize
 from .splits import COLUMNS
-from .text import sentence
+from .text import sentence, varied_sentence
 
 #: Nationality (VoxCeleb1's ``Nationality`` values) -> eSpeak NG languages/accents spoken by its speakers.
 #: Every one of these loads in the eSpeak NG shipped by ``espeakng-loader`` (checked by the tests).
@@ -64,8 +73,8 @@ NATIONALITY_VOICES: dict[str, tuple[str, ...]] = {
     "Poland": ("pl",),
 }
 #: Extra columns of the generated corpus, after :data:`samaf_lib.corpus.splits.COLUMNS`.
-EXTRA_COLUMNS = ("language", "variant", "pitch", "rate", "pitch_range", "channel", "rt60_s", "noise", "snr_db",
-                 "filter", "gain_db", "cut", "text")
+EXTRA_COLUMNS = ("language", "variant", "pitch", "rate", "pitch_range", "utt_rate", "utt_pitch", "utt_pitch_range",
+                 "warp", "channel", "rt60_s", "noise", "snr_db", "filter", "gain_db", "cut", "text")
 SOURCE = "synthvox"
 PEAK = 0.9
 _PITCH = (30, 70)        # eSpeak pitch parameter range (0-100 scale, 50 = the variant's own pitch)
@@ -302,9 +311,37 @@ def wild_channel(audio: np.ndarray, sr: int, rng: np.random.Generator,
 
 
 # ------------------------------------------------------------------------------------------------ utterances
+def utterance_style(voice: Voice, rng: np.random.Generator, sr: int) -> dict:
+    """How ``voice`` speaks one utterance: the voice's settings varied as one person varies from day to day.
+
+    The speaking rate is the voice's times a factor uniform in 0.85-1.15, the pitch the voice's plus -8..+8, the
+    pitch range the voice's plus -15..+15 (within eSpeak NG's 0-100), and the vocal tract is warped by a factor
+    uniform in about 0.94-1.06: the speech is synthesised, resampled to ``warp_rate`` Hz and then read as ``sr`` Hz,
+    which scales every frequency (formants, pitch, the engine's recorded consonant bursts) by ``sr / warp_rate``
+    and every duration by its inverse. ``warp_rate`` is a multiple of 50 Hz so that the resampling ratio stays small.
+
+    Returns
+    -------
+    dict
+        ``rate``, ``pitch``, ``pitch_range`` (what eSpeak NG is given for the utterance's first sentence; each later
+        sentence moves pitch by -4..+4 and rate by -5..+5 %, a sentence-level contour) and ``warp`` (the frequency
+        factor) with ``warp_rate``.
+    """
+    rate = int(np.clip(round(voice.rate * rng.uniform(0.85, 1.15)), 80, 400))
+    pitch = int(np.clip(voice.pitch + int(rng.integers(-8, 9)), 0, 100))
+    prange = int(np.clip(voice.pitch_range + int(rng.integers(-15, 16)), 0, 100))
+    warp_rate = int(50 * round(sr / float(rng.uniform(0.94, 1.06)) / 50))
+    return {"rate": rate, "pitch": pitch, "pitch_range": prange, "warp_rate": warp_rate,
+            "warp": round(sr / warp_rate, 4)}
+
+
 def utterance_speech(voice: Voice, rng: np.random.Generator, target_s: float, min_s: float,
-                     sr: int) -> tuple[np.ndarray, str, str]:
+                     sr: int, style: dict | None = None) -> tuple[np.ndarray, str, str]:
     """Clean speech of ``voice`` lasting ``target_s`` (cut at a pause when one is near, never below ``min_s``).
+
+    ``style`` (:func:`utterance_style`) varies the voice for this utterance and gives each sentence its own small
+    pitch and rate movement; without it every sentence has the voice's own settings and the plain vocabulary of
+    :func:`samaf_lib.corpus.text.sentence`, as the corpus was first generated.
 
     Returns
     -------
@@ -317,25 +354,32 @@ def utterance_speech(voice: Voice, rng: np.random.Generator, target_s: float, mi
     pieces: list[np.ndarray] = []
     texts: list[str] = []
     native = 22050  # eSpeak NG's rate; replaced by the rate the engine reports
-    need = target_s * native
+    need = target_s * native * (style["warp"] if style else 1.0)
     total = 0
     while total < need:
         if pieces:
             pause = np.zeros(int(rng.uniform(*_PAUSE_S) * native), np.float32)
             pieces.append(pause)
             total += pause.size
-        text = sentence(rng)
-        a, native = synthesize(text, voice.language, voice.variant, voice.rate, voice.pitch, voice.pitch_range,
-                          noise_seed=int(rng.integers(2**31)))
+        if style:
+            text = varied_sentence(rng)
+            first = not texts
+            rate = style["rate"] if first else int(np.clip(round(style["rate"] * rng.uniform(0.95, 1.05)), 80, 400))
+            pitch = style["pitch"] if first else int(np.clip(style["pitch"] + int(rng.integers(-4, 5)), 0, 100))
+            prange = style["pitch_range"]
+        else:
+            text, rate, pitch, prange = sentence(rng), voice.rate, voice.pitch, voice.pitch_range
+        a, native = synthesize(text, voice.language, voice.variant, rate, pitch, prange,
+                               noise_seed=int(rng.integers(2**31)))
         if a.size == 0:
             raise EspeakError(f"eSpeak NG produced no audio for voice {voice.language}+{voice.variant}")
         pieces.append(a)
         texts.append(text)
         total += a.size
-        need = target_s * native
+        need = target_s * native * (style["warp"] if style else 1.0)
         if len(texts) > 100:  # pragma: no cover - a safety net, a sentence lasts seconds
             raise EspeakError(f"voice {voice.language}+{voice.variant} speaks too little audio per sentence")
-    audio = resample(np.concatenate(pieces), native, sr)
+    audio = resample(np.concatenate(pieces), native, style["warp_rate"] if style else sr)
     audio, cut = _cut(audio, sr, target_s, min_s)
     return audio, " ".join(texts), cut
 
@@ -364,7 +408,7 @@ def _cut(audio: np.ndarray, sr: int, target_s: float, min_s: float) -> tuple[np.
 # --------------------------------------------------------------------------------------------------- corpus
 def build_synthvox(out_dir: str | os.PathLike, n_speakers: int, utterances_per_speaker: int, seed: int,
                    min_s: float = 4.0, max_s: float = 10.0, sr: int = 16000, progress: bool = False,
-                   voices: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
+                   voices: dict[str, tuple[str, ...]] | None = None, varied: bool = True) -> pd.DataFrame:
     """Generate the ``synthvox`` corpus into ``out_dir`` and return its metadata.
 
     Parameters
@@ -384,6 +428,11 @@ def build_synthvox(out_dir: str | os.PathLike, n_speakers: int, utterances_per_s
         Show a progress bar.
     voices : dict, optional
         Nationality -> eSpeak NG languages; default :data:`NATIONALITY_VOICES`.
+    varied : bool
+        Vary each utterance's voice and words (:func:`utterance_style`, :func:`samaf_lib.corpus.text.varied_sentence`;
+        ``data.varied``). False gives the corpus as first generated: every utterance of a voice with the same
+        settings and the small plain vocabulary, whose utterances share identical spectral landmarks (docs/study.md,
+        Data).
 
     Returns
     -------
@@ -411,7 +460,9 @@ def build_synthvox(out_dir: str | os.PathLike, n_speakers: int, utterances_per_s
         text_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, s, u)))
         chan_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, s, u)))
         target = float(text_rng.uniform(min_s, max_s))
-        clean, text, cut = utterance_speech(voice, text_rng, target, float(min_s), int(sr))
+        style = (utterance_style(voice, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3, s, u))),
+                                 int(sr)) if varied else None)
+        clean, text, cut = utterance_speech(voice, text_rng, target, float(min_s), int(sr), style)
         audio, info = wild_channel(clean, int(sr), chan_rng, voices)
         try:
             check_audio(audio, int(sr), name=rel, min_duration_s=1.0)
@@ -424,6 +475,9 @@ def build_synthvox(out_dir: str | os.PathLike, n_speakers: int, utterances_per_s
             "utterance_id": uid, "speaker_id": voice.speaker_id, "gender": voice.gender,
             "nationality": voice.nationality, "split": "", "path": rel, "duration_s": audio.size / sr,
             "source": SOURCE, **{k: v[k] for k in ("language", "variant", "pitch", "rate", "pitch_range")},
+            "utt_rate": style["rate"] if style else voice.rate, "utt_pitch": style["pitch"] if style else voice.pitch,
+            "utt_pitch_range": style["pitch_range"] if style else voice.pitch_range,
+            "warp": style["warp"] if style else 1.0,
             "channel": info["channel"], "rt60_s": info["rt60_s"], "noise": info["noise"],
             "snr_db": info["snr_db"], "filter": info["filter"], "gain_db": info["gain_db"], "cut": cut,
             "text": text,
