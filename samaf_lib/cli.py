@@ -290,10 +290,6 @@ def create_system(name: str, params: dict[str, Any], model: str | None) -> tuple
     from . import systems
 
     _check_param_names(name, params)
-    if name == "samaf" and params.get("index") == "ivf":
-        raise CLIError("--param index=ivf: an IVF index is trained on the codes of its first add and needs at least "
-                       "256 windows there, but `samaf index` adds one file at a time; use index=flat (exact, the "
-                       "default) or index=hash, or build an IVF index from Python with one add of many files")
     kwargs = dict(params)
     model_path = None
     if name == "samaf":
@@ -310,6 +306,11 @@ def create_system(name: str, params: dict[str, Any], model: str | None) -> tuple
     elif model is not None:
         raise CLIError(f"--model applies to --system samaf only, not {name}")
     try:
+        if name == "samaf" and kwargs.get("index") == "ivf":
+            # exact until the database is large enough to train an IVF on, then the IVF (samaf_lib/samaf_store.py)
+            from .samaf_store import SAMAFOnDisk
+
+            return SAMAFOnDisk(**kwargs), model_path
         return systems.get(name, **kwargs), model_path
     except (TypeError, ValueError, FileNotFoundError) as e:
         raise CLIError(f"cannot create a {name} database: {e}") from e

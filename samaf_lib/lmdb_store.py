@@ -184,6 +184,14 @@ class Store:
             data = txn.get(f"extra/{key}".encode(), db=self._dbs["meta"])
         return None if data is None else bytes(data)
 
+    def put_extra(self, key: str, data: bytes) -> None:
+        """Keep (or replace) the blob ``key`` in the meta table, committed when this returns (SAMAF: the trained
+        IVF centroids). Needs a writable store."""
+        if not self.writable:
+            raise ValueError(f"{self.path}: opened read-only; cannot write {key!r}")
+        with self._env.begin(write=True) as txn:
+            txn.put(f"extra/{key}".encode(), bytes(data), db=self._dbs["meta"])
+
     def refresh(self) -> bool:
         """Reread the reference list if another process committed since; True when it changed."""
         with self._env.begin() as txn:

@@ -5,6 +5,14 @@ SAMAF files no postings: its search is a faiss binary index over every stored co
 is the whole database), reads them once when it opens, and from then on appends each new reference to the file
 in one committed transaction, as the other systems do: an add writes that reference, never the database again.
 At 128 bits and a 0.25-s hop that is 24 bytes per window, 345 MB per 1,000 hours.
+
+Search. ``index=flat`` (the default) searches exactly. ``index=ivf`` (``samaf index --param index=ivf``) is for
+archives: an exact flat index until the database holds 256 windows per list (262,144 windows, about 18 hours at a
+0.25-s hop, where the exact search still answers a 5-s query in about 10 ms), then a faiss ``IndexBinaryIVF`` of ``ivf_nlist`` lists (1,024), trained once on the
+windows stored by then (every one up to 256 per list, evenly spaced beyond), searching ``ivf_nprobe`` lists (64).
+Its centroids are kept in the store, and every reference committed after the training keeps the list of each of
+its windows beside its codes, so opening fills the lists without a distance computation and an add costs the
+same at any size. :class:`GrowingIVF` is that index.
 """
 
 from __future__ import annotations
@@ -18,6 +26,138 @@ from .lmdb_store import OnDisk, Store
 from .systems.samaf import SAMAFSystem
 
 
+
+class GrowingIVF:
+    """A Hamming index that is exact (``IndexBinaryFlat``) until it holds ``train_at`` codes and an
+    ``IndexBinaryIVF`` from then on (see the module docstring). The interface of
+    :class:`samaf_lib.hashing.HammingIndex` that :class:`SAMAFSystem` uses: ``add(codes, ids)``,
+    ``search(codes, k)``, ``ntotal``; plus ``assign`` and the trained ``centroids``.
+
+    Parameters
+    ----------
+    bits : int
+    nlist, nprobe, train_at : int
+        Lists, lists searched, codes held when it trains (0: 256 x ``nlist``, as many as faiss trains on).
+    centroids : np.ndarray, optional
+        ``(nlist, bits / 8)`` uint8: an index trained before (read from the store).
+    on_trained : callable, optional
+        Called with the centroids when it trains.
+    """
+
+    kind = "growing-ivf"
+
+    def __init__(self, bits: int, nlist: int = 1024, nprobe: int = 64, train_at: int = 0,
+                 centroids: np.ndarray | None = None, on_trained: Any = None) -> None:
+        import faiss
+
+        for name, v in (("ivf_nlist", nlist), ("ivf_nprobe", nprobe)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        if isinstance(train_at, bool) or not isinstance(train_at, (int, np.integer)) or train_at < 0:
+            raise ValueError(f"ivf_train_at: expected a non-negative integer, got {train_at!r}")
+        self.bits, self.nlist, self.nprobe = int(bits), int(nlist), int(min(nprobe, nlist))
+        self.train_at = int(train_at) or 256 * self.nlist
+        if self.train_at < self.nlist:
+            raise ValueError(f"ivf_train_at: {train_at} is below ivf_nlist={nlist}; an IVF needs a code per list")
+        self.on_trained = on_trained
+        self._faiss = faiss
+        self._flat = faiss.IndexBinaryFlat(self.bits)
+        self._flat_codes: list[np.ndarray] = []
+        self._flat_ids: list[np.ndarray] = []
+        self._ids = np.zeros(0, np.int64)
+        self._ivf = None
+        self.centroids: np.ndarray | None = None
+        if centroids is not None:
+            self._make_ivf(np.ascontiguousarray(centroids, np.uint8))
+
+    @property
+    def trained(self) -> bool:
+        return self._ivf is not None
+
+    @property
+    def ntotal(self) -> int:
+        return int(self._ivf.ntotal if self._ivf is not None else self._flat.ntotal)
+
+    def __len__(self) -> int:
+        return self.ntotal
+
+    def _make_ivf(self, centroids: np.ndarray) -> None:
+        if centroids.shape != (self.nlist, self.bits // 8):
+            raise ValueError(f"IVF centroids shaped {centroids.shape}, expected ({self.nlist}, {self.bits // 8})")
+        quantizer = self._faiss.IndexBinaryFlat(self.bits)
+        quantizer.add(centroids)
+        ivf = self._faiss.IndexBinaryIVF(quantizer, self.bits, self.nlist)
+        ivf.is_trained = True
+        ivf.nprobe = self.nprobe
+        self._ivf, self.centroids, self._quantizer = ivf, centroids, quantizer
+
+    def assign(self, codes: np.ndarray) -> np.ndarray:
+        """The list of each code (int64), from the trained centroids."""
+        if self._ivf is None:
+            raise ValueError("the IVF index is not trained yet")
+        c = np.ascontiguousarray(codes, np.uint8)
+        if not c.shape[0]:
+            return np.zeros(0, np.int64)
+        _, lists = self._quantizer.search(c, 1)
+        return lists[:, 0].astype(np.int64)
+
+    def add(self, codes: np.ndarray, ids: np.ndarray, lists: np.ndarray | None = None) -> None:
+        """Add packed codes with their int64 ids; ``lists`` (their IVF lists) saves the assignment when known."""
+        c = np.ascontiguousarray(codes, np.uint8)
+        ids = np.ascontiguousarray(ids, np.int64).reshape(-1)
+        if c.ndim != 2 or c.shape[1] != self.bits // 8 or ids.shape[0] != c.shape[0]:
+            raise ValueError(f"codes must be (n, {self.bits // 8}) uint8 with n ids, got {c.shape}, {ids.shape}")
+        if not c.shape[0]:
+            return
+        if self._ivf is None:
+            self._flat.add(c)
+            self._flat_codes.append(c)
+            self._flat_ids.append(ids)
+            self._ids = np.concatenate([self._ids, ids])
+            if self._flat.ntotal >= self.train_at:
+                self._train()
+            return
+        a = self.assign(c) if lists is None else np.ascontiguousarray(lists, np.int64).reshape(-1)
+        if a.shape[0] != c.shape[0] or (a.size and (a.min() < 0 or a.max() >= self.nlist)):
+            raise ValueError("lists must give one IVF list in [0, nlist) per code")
+        sp = self._faiss.swig_ptr
+        self._ivf.add_core(c.shape[0], sp(c), sp(ids), sp(a))
+
+    def _train(self) -> None:
+        """Train on the codes held so far (up to 256 per list, evenly spaced), then move them into the IVF."""
+        codes, ids = np.concatenate(self._flat_codes), np.concatenate(self._flat_ids)
+        n_train = min(codes.shape[0], 256 * self.nlist)
+        sample = codes[np.linspace(0, codes.shape[0] - 1, n_train).round().astype(np.int64)]
+        quantizer = self._faiss.IndexBinaryFlat(self.bits)
+        trainer = self._faiss.IndexBinaryIVF(quantizer, self.bits, self.nlist)
+        trainer.train(np.ascontiguousarray(sample))
+        centroids = np.ascontiguousarray(quantizer.reconstruct_n(0, self.nlist), np.uint8)
+        self._make_ivf(centroids)
+        self._flat, self._flat_codes, self._flat_ids, self._ids = None, [], [], np.zeros(0, np.int64)
+        self.add(codes, ids)
+        if self.on_trained is not None:
+            self.on_trained(centroids)
+
+    def search(self, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`samaf_lib.hashing.HammingIndex.search`: ``(distances, ids)``, ``bits + 1`` / ``-1`` padding."""
+        c = np.ascontiguousarray(codes, np.uint8)
+        nq = c.shape[0]
+        dist = np.full((nq, k), self.bits + 1, np.int32)
+        out = np.full((nq, k), -1, np.int64)
+        kk = min(int(k), self.ntotal)
+        if nq == 0 or kk == 0:
+            return dist, out
+        if self._ivf is not None:
+            d, found = self._ivf.search(c, kk)
+        else:
+            d, pos = self._flat.search(c, kk)
+            found = np.where(pos >= 0, self._ids[np.clip(pos, 0, None)], -1)
+        ok = found >= 0
+        dist[:, :kk] = np.where(ok, d, self.bits + 1)
+        out[:, :kk] = np.where(ok, found, -1)
+        return dist, out
+
+
 class SAMAFOnDisk(OnDisk, SAMAFSystem):
     """SAMAF with its database in a :class:`~samaf_lib.lmdb_store.Store` (see the module docstring).
     Constructed directly, it is the in-memory :class:`SAMAFSystem`."""
@@ -25,6 +165,48 @@ class SAMAFOnDisk(OnDisk, SAMAFSystem):
     KEY = ">u4"
     ROW = [("ref", ">u4")]
     NAMES = "_refs"
+    #: ``index=ivf``: lists, lists searched, windows held when it trains (0: 256 per list); see the module docstring.
+    IVF_NLIST, IVF_NPROBE, IVF_TRAIN_AT = 1024, 64, 0  # 0: 256 per list
+
+    def __init__(self, *args: Any, index: str = "flat", **kwargs: Any) -> None:
+        SAMAFSystem.__init__(self, *args, index="flat" if index == "ivf" else index, **kwargs)
+        if index == "ivf":
+            self.params["index"] = "ivf"
+            self._index = GrowingIVF(self.bits, self.IVF_NLIST, self.IVF_NPROBE, self.IVF_TRAIN_AT)
+        self._known_lists: dict[int, np.ndarray] = {}  # first row -> stored IVF lists of a reference's windows
+
+    def _install_ivf(self) -> None:
+        """With ``index=ivf``: the growing index, trained already when the store holds its centroids."""
+        if self.params.get("index") != "ivf":
+            return
+        data = self._disk.extra("ivf_centroids") if self._disk is not None else None
+        centroids = (np.frombuffer(data, np.uint8).reshape(self.IVF_NLIST, self.bits // 8)
+                     if data is not None else None)
+        self._index = GrowingIVF(self.bits, self.IVF_NLIST, self.IVF_NPROBE, self.IVF_TRAIN_AT, centroids,
+                                 on_trained=self._keep_centroids)
+
+    def _keep_centroids(self, centroids: np.ndarray) -> None:
+        if self._disk is not None and self._disk.writable:
+            self._disk.put_extra("ivf_centroids", centroids.tobytes())
+
+    def _sync_index(self) -> None:
+        """Add the windows stored since the last sync to the index, with the IVF lists the store kept for them."""
+        n = len(self._code_rows)
+        if self._indexed >= n:
+            return
+        if not isinstance(self._index, GrowingIVF) or not self._index.trained:
+            self._known_lists.clear()
+            SAMAFSystem._sync_index(self)
+            return
+        lists = np.full(n - self._indexed, -1, np.int64)
+        for first in [f for f in self._known_lists if f >= self._indexed]:
+            known = self._known_lists.pop(first)
+            lists[first - self._indexed:first - self._indexed + known.size] = known
+        todo = lists < 0
+        if todo.any():
+            lists[todo] = self._index.assign(self._codes[self._indexed:][todo])
+        self._index.add(self._codes[self._indexed:], np.arange(self._indexed, n, dtype=np.int64), lists)
+        self._indexed = n
 
     def _postings(self, record: dict[str, np.ndarray], idx: int) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, self.KEY), np.zeros(0, self.ROW)  # searched by the in-memory index, not by hash
@@ -57,6 +239,7 @@ class SAMAFOnDisk(OnDisk, SAMAFSystem):
         system = cls(model=model, **{k: v for k, v in params.items() if k != "checkpoint"})
         system.params["checkpoint"] = params.get("checkpoint")
         system._disk = st
+        system._install_ivf()
         system._loaded: set[int] = set()
         system._catch_up(force=True)
         return system
@@ -70,16 +253,21 @@ class SAMAFOnDisk(OnDisk, SAMAFSystem):
             self._reset()
         for idx in sorted(set(st.names) - self._loaded):
             rid, seconds, _ = st.names[idx]
-            SAMAFSystem.add_record(self, rid, {**st.arrays(idx), "seconds": np.float64(seconds)})
+            arrays = st.arrays(idx)
+            lists = arrays.pop("lists", None)
+            if lists is not None:
+                self._known_lists[len(self._code_rows)] = lists.astype(np.int64)
+            SAMAFSystem.add_record(self, rid, {**arrays, "seconds": np.float64(seconds)})
             self._loaded.add(idx)
         self._idx_of = {st.names[i][0]: i for i in self._loaded}
 
     def _reset(self) -> None:
         """Empty the in-memory windows (same model and parameters)."""
         params, disk, checkpoint = dict(self.params), self._disk, self.params.get("checkpoint")
-        SAMAFSystem.__init__(self, model=self.model, **{k: v for k, v in params.items() if k != "checkpoint"})
+        SAMAFOnDisk.__init__(self, model=self.model, **{k: v for k, v in params.items() if k != "checkpoint"})
         self.params["checkpoint"] = checkpoint
         self._disk, self._loaded = disk, set()
+        self._install_ivf()
 
     _sync_names = _catch_up
     #: The exact search runs over the in-memory codes: a view without some references is a copy (calibrate.without).
@@ -99,6 +287,11 @@ class SAMAFOnDisk(OnDisk, SAMAFSystem):
     def _commit_loaded(self, ref_id: str) -> None:
         record = SAMAFSystem.reference_record(self, ref_id)
         arrays = {"codes": record["codes"], "times": record["times"]}
+        if isinstance(self._index, GrowingIVF):
+            self._sync_index()  # the writer trains the IVF when the database reaches its size, and stores it
+            if self._index.trained:
+                arrays["lists"] = self._index.assign(record["codes"]).astype(
+                    np.uint16 if self.IVF_NLIST <= 1 << 16 else np.int32)
         idx = self._disk.add(ref_id, float(record["seconds"]), int(record["codes"].shape[0]), arrays,
                               lambda i: self._postings(arrays, i))
         self._loaded.add(idx)

@@ -284,6 +284,20 @@ def test_info_of_a_samaf_database_needs_no_model(small_dir, corpus, tmp_path, ca
     assert res.stderr.strip().splitlines()[-1] == "False"
 
 
+def test_samaf_ivf_database_through_the_command(small_dir, corpus, tmp_path, capsys, monkeypatch):
+    """``--param index=ivf``: a SAMAF store that is exact while small and trains its IVF when it grows
+    (samaf_lib/samaf_store.py); it indexes one file at a time and answers like the exact database."""
+    monkeypatch.setenv("SAMAF_ROOT", str(corpus["project"]))
+    flat, ivf = tmp_path / "flat.db", tmp_path / "ivf.db"
+    assert _run(capsys, "index", small_dir, "--system", "samaf", "--db", flat, "-q", "--no-calibrate")[0] == 0
+    assert _run(capsys, "index", small_dir, "--system", "samaf", "--db", ivf, "-q", "--no-calibrate",
+                "--param", "index=ivf")[0] == 0
+    info = json.loads(_run(capsys, "info", "--db", ivf, "--json")[1])
+    assert info["params"]["index"] == "ivf" and info["references"] == 4
+    answers = [json.loads(_run(capsys, "identify", corpus["noisy60"], "--db", db, "--json")[1]) for db in (flat, ivf)]
+    assert answers[0] == answers[1]
+
+
 def test_long_jobs_resample_with_scipy_and_get_the_same_database(small_dir, tmp_path, capsys, monkeypatch):
     """``index`` switches to scipy's compiled resampler for a large folder: the fingerprints do not change."""
     from samaf_lib import audio

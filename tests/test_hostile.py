@@ -282,8 +282,6 @@ def test_unknown_parameter_and_absurd_jobs_are_named(folder, tmp_path, capsys):
     assert "--param nosuch: not a parameter of rafs" in err and "flip_bits" in err
     assert _index(str(folder), "--system", "rafs", "--db", str(db), "--jobs", "1000") == 2
     assert "--jobs must be between 1 and 64" in capsys.readouterr().err
-    assert _index(str(folder), "--system", "samaf", "--db", str(db), "--param", "index=ivf") == 2
-    assert "an IVF index is trained on the codes of its first add" in capsys.readouterr().err
     assert not db.exists()
 
 

@@ -136,6 +136,80 @@ def test_samaf_on_disk(tmp_path, model, speech_bank):
     r.close()
 
 
+def test_samaf_ivf_store_grows_trains_once_and_reopens_without_assigning(tmp_path, model, speech_bank,
+                                                                         monkeypatch):
+    """``index=ivf``: exact until ``IVF_TRAIN_AT`` windows, then an IVF trained once by the writer (centroids and
+    each later reference's lists kept in the file); with every list probed it answers as the exact search."""
+    from samaf_lib import samaf_store
+
+    monkeypatch.setattr(SAMAFOnDisk, "IVF_NLIST", 4)
+    monkeypatch.setattr(SAMAFOnDisk, "IVF_NPROBE", 4)
+    monkeypatch.setattr(SAMAFOnDisk, "IVF_TRAIN_AT", 60)
+    refs = dict(list(speech_bank.items())[:6])
+    mem = SAMAFSystem(model=model, bits=64)
+    db = tmp_path / "ivf.samaf"
+    SAMAFOnDisk.create(db, SAMAFOnDisk(model=model, bits=64, index="ivf"))
+    w = SAMAFOnDisk.open(db, writable=True)
+    assert isinstance(w._index, samaf_store.GrowingIVF) and not w._index.trained
+    trained_after = None
+    for i, (rid, a) in enumerate(refs.items()):
+        w.add(rid, a, SR)
+        mem.add(rid, a, SR)
+        if trained_after is None and w._index.trained:
+            trained_after = i
+    assert trained_after is not None and 0 < trained_after < len(refs) - 1
+    st = Store.open(db)
+    assert st.extra("ivf_centroids") is not None
+    has_lists = ["lists" in st.arrays(i) for i in sorted(st.names)]
+    assert has_lists == [i >= trained_after for i in range(len(refs))]  # committed once trained: lists kept
+    r = SAMAFOnDisk.open(db)  # a reader: trained from the file, lists read, nothing assigned again
+    assert r._index.trained and np.array_equal(r._index.centroids, w._index.centroids)
+    queries = [a[int(0.3 * SR): int(3.3 * SR)] for a in refs.values()]
+    for q in queries:
+        got, want = r.identify(q, SR), mem.identify(q, SR)
+        assert got == w.identify(q, SR) and got.ref_id == want.ref_id  # reader and writer: one index
+        codes = mem._encode(mem._windows(mem._prepare(q, SR), 0.1)[0])
+        mem._sync_index()
+        # every list probed: the exact neighbours' distances (ties between equal distances may come in another
+        # order, so a score can differ in its last votes)
+        assert np.array_equal(r._index.search(codes, 10)[0], mem._index.search(codes, 10)[0])
+    assert r.params["index"] == "ivf" and r._index.ntotal == len(mem._codes)
+    gone = list(refs)[0]
+    w.remove([gone])
+    assert r.identify(queries[0], SR).ref_id != gone  # the reader catches up with the removal
+    assert w._index.trained and w.references() == r.references() == list(refs)[1:]
+    monkeypatch.setattr(SAMAFOnDisk, "IVF_NPROBE", 1)  # fewer lists probed: still the same stored index
+    one = SAMAFOnDisk.open(db)
+    assert one._index.nprobe == 1 and one.identify(queries[2], SR).ref_id == list(refs)[2]
+    w.close()
+    r.close()
+    one.close()
+
+
+def test_growing_ivf_recall_against_exact():
+    from samaf_lib.samaf_store import GrowingIVF
+
+    rng = np.random.default_rng(0)
+    centres = rng.integers(0, 256, (200, 16), dtype=np.uint8)
+    noise = np.packbits(rng.random((20000, 128)) < 0.1, axis=1)
+    codes = centres[rng.integers(0, 200, 20000)] ^ noise
+    g = GrowingIVF(128, nlist=64, nprobe=16, train_at=8000)
+    for i in range(0, 20000, 1000):
+        g.add(codes[i:i + 1000], np.arange(i, i + 1000))
+    assert g.trained and g.ntotal == 20000
+    import faiss
+
+    exact = faiss.IndexBinaryFlat(128)
+    exact.add(codes)
+    q = codes[:300] ^ np.packbits(rng.random((300, 128)) < 0.05, axis=1)
+    _, got = g.search(q, 10)
+    _, want = exact.search(q, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want)])
+    assert recall > 0.9
+    with pytest.raises(ValueError, match="ivf_train_at"):
+        GrowingIVF(128, nlist=64, train_at=10)
+
+
 def test_bad_files_are_refused_with_their_name(tmp_path, music):
     junk = tmp_path / "junk.rafs"
     junk.write_bytes(b"\0" * 8192)
