@@ -8,8 +8,8 @@ At 128 bits and a 0.25-s hop that is 24 bytes per window, 345 MB per 1,000 hours
 
 Search. ``index=flat`` (the default) searches exactly. ``index=ivf`` (``samaf index --param index=ivf``) is for
 archives: an exact flat index until the database holds 256 windows per list (262,144 windows, about 18 hours at a
-0.25-s hop, where the exact search still answers a 5-s query in about 10 ms), then a faiss ``IndexBinaryIVF`` of ``ivf_nlist`` lists (1,024), trained once on the
-windows stored by then (every one up to 256 per list, evenly spaced beyond), searching ``ivf_nprobe`` lists (64).
+0.25-s hop, where the exact search still answers a 5-s query in about 10 ms), then a faiss ``IndexBinaryIVF`` of
+``IVF_NLIST`` lists (1,024), trained once on the windows stored by then, searching ``IVF_NPROBE`` lists (64).
 Its centroids are kept in the store, and every reference committed after the training keeps the list of each of
 its windows beside its codes, so opening fills the lists without a distance computation and an add costs the
 same at any size. :class:`GrowingIVF` is that index.
