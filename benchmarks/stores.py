@@ -22,8 +22,9 @@ stretches made from those real records, end to end, so that they look like real 
 The store grows from one size to the next; at each size, in a fresh process: seconds to open the database,
 resident memory after opening and at the end (peak), 5-s query latency p50/p95 (excerpts of the real clips with
 white noise at 20 dB), top-1 on them, the seconds to add one 8-s file and commit it, bytes on disk per hour.
-One thread (``OMP_NUM_THREADS=1``). Results to ``reports/bench_stores.json`` (timings: never committed). A size is skipped when filling it is predicted to
-take longer than ``--max-fill-s`` (from the fill rate so far), and the larger ones with it.
+One thread (``OMP_NUM_THREADS=1``). Results to ``reports/bench_stores.json`` (timings: never committed). A size is
+skipped when filling it is predicted to take longer than ``--max-fill-s`` (from the fill rate so far), and the
+larger ones with it.
 
     python benchmarks/stores.py --systems rafs,panako,triplets,samaf --hours 1,10,100,1000
 """
