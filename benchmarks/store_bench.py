@@ -57,9 +57,10 @@ def open_query_add(open_system: Callable[[], Any], clip: Callable[[int], np.ndar
 
 
 def remove_store(work: Path, name: str) -> None:
-    """Delete the database ``work / name`` and every file beside it that starts with its name."""
-    for p in work.glob(f"{name}*"):
-        p.unlink()
+    """Delete the database ``work / name`` and the files beside it (lock, WAL, journal, manifest), not the other
+    databases whose names start with its name (``samaf.lmdb`` and ``samaf-ivf.lmdb``)."""
+    for suffix in ("", "-lock", "-wal", "-shm", "-journal", ".json", ".journal"):
+        (work / f"{name}{suffix}").unlink(missing_ok=True)
 
 
 def write_results(path: str, results: list[dict]) -> None:
