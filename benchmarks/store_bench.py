@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -23,6 +23,21 @@ def rss_mb(field: str = "VmRSS") -> float:
     return float("nan")
 
 
+def noisy_queries(clip: Callable[[int], np.ndarray], n_real: int, n_queries: int = 40,
+                  snr_db: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """The benchmark's 5-s queries, ``(i, audio)``: an excerpt of reference ``i`` (``clip(i)``, one of ``n_real``)
+    at a random start in its first 3 s, with white noise at ``snr_db`` when given; the same draws on every call."""
+    rng = np.random.default_rng(1)
+    for _ in range(n_queries):
+        i = int(rng.integers(n_real))
+        x = clip(i)
+        start = int(rng.integers(0, int(3 * SR)))
+        q = x[start: start + 5 * SR]
+        if snr_db is not None:
+            q = (q + rng.standard_normal(q.size) * np.sqrt(np.mean(q ** 2)) * 10 ** (-snr_db / 20)).astype(np.float32)
+        yield i, q
+
+
 def open_query_add(open_system: Callable[[], Any], clip: Callable[[int], np.ndarray], add: Callable[[Any], None],
                    n_queries: int = 40, snr_db: float | None = None) -> dict:
     """Seconds to open (``open_system()``), resident memory, 5-s query latency p50/p95 and top-1 over excerpts of
@@ -34,15 +49,8 @@ def open_query_add(open_system: Callable[[], Any], clip: Callable[[int], np.ndar
     open_s = time.perf_counter() - t0
     rss_open = rss_mb()
     n_real = sum(1 for r in system.references() if r.startswith("real"))
-    rng = np.random.default_rng(1)
     lat, correct = [], 0
-    for _ in range(n_queries):
-        i = int(rng.integers(n_real))
-        x = clip(i)
-        start = int(rng.integers(0, int(3 * SR)))
-        q = x[start: start + 5 * SR]
-        if snr_db is not None:
-            q = (q + rng.standard_normal(q.size) * np.sqrt(np.mean(q ** 2)) * 10 ** (-snr_db / 20)).astype(np.float32)
+    for i, q in noisy_queries(clip, n_real, n_queries, snr_db):
         t = time.perf_counter()
         m = system.identify(q, SR)
         lat.append(time.perf_counter() - t)

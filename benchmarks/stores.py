@@ -187,20 +187,17 @@ def measure(name: str, db: Path, n_queries: int = 40) -> dict:
 
 def _recall(system, n_queries: int) -> dict:
     """recall@k of the IVF's neighbours against the exact search over the same codes, for the windows of the
-    same noisy 5-s queries as the timed ones (same draws)."""
+    timed queries (:func:`store_bench.noisy_queries`)."""
     import faiss
 
     k = int(system.params["k"])
     exact = faiss.IndexBinaryFlat(system.bits)
     exact.add(np.ascontiguousarray(system._codes))
-    rng = np.random.default_rng(1)
+    from store_bench import noisy_queries
+
     n_real = sum(1 for r in system.references() if r.startswith("real"))
     hits = total = close = 0
-    for _ in range(n_queries):
-        x = _clip("samaf", int(rng.integers(n_real)))
-        start = int(rng.integers(0, int(3 * SR)))
-        q = x[start: start + 5 * SR]
-        q = (q + rng.standard_normal(q.size) * np.sqrt(np.mean(q ** 2)) * 0.1).astype(np.float32)
+    for _, q in noisy_queries(lambda i: _clip("samaf", i), n_real, n_queries, snr_db=20.0):
         windows, _, loud = system._windows(system._prepare(q, SR), system.params["query_hop_s"])
         codes = system._encode(windows[loud])
         d_got, got = system._index.search(codes, k)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .hashing import HammingIndex
 from .lmdb_store import OnDisk, Store
 from .systems.samaf import SAMAFSystem
 
@@ -61,10 +62,7 @@ class GrowingIVF:
             raise ValueError(f"ivf_train_at: {train_at} is below ivf_nlist={nlist}; an IVF needs a code per list")
         self.on_trained = on_trained
         self._faiss = faiss
-        self._flat = faiss.IndexBinaryFlat(self.bits)
-        self._flat_codes: list[np.ndarray] = []
-        self._flat_ids: list[np.ndarray] = []
-        self._ids = np.zeros(0, np.int64)
+        self._flat: HammingIndex | None = HammingIndex(self.bits, kind="flat")  # until it trains
         self._ivf = None
         self.centroids: np.ndarray | None = None
         if centroids is not None:
@@ -101,31 +99,31 @@ class GrowingIVF:
         _, lists = self._quantizer.search(c, 1)
         return lists[:, 0].astype(np.int64)
 
-    def add(self, codes: np.ndarray, ids: np.ndarray, lists: np.ndarray | None = None) -> None:
-        """Add packed codes with their int64 ids; ``lists`` (their IVF lists) saves the assignment when known."""
+    def add(self, codes: np.ndarray, ids: np.ndarray, lists: np.ndarray | None = None) -> np.ndarray | None:
+        """Add packed codes with their int64 ids; ``lists`` (their IVF lists) saves the assignment when known.
+
+        Returns the IVF lists of the codes added (None while the index is still flat), for the caller to keep."""
         c = np.ascontiguousarray(codes, np.uint8)
         ids = np.ascontiguousarray(ids, np.int64).reshape(-1)
         if c.ndim != 2 or c.shape[1] != self.bits // 8 or ids.shape[0] != c.shape[0]:
             raise ValueError(f"codes must be (n, {self.bits // 8}) uint8 with n ids, got {c.shape}, {ids.shape}")
         if not c.shape[0]:
-            return
+            return None if self._ivf is None else np.zeros(0, np.int64)
         if self._ivf is None:
-            self._flat.add(c)
-            self._flat_codes.append(c)
-            self._flat_ids.append(ids)
-            self._ids = np.concatenate([self._ids, ids])
-            if self._flat.ntotal >= self.train_at:
-                self._train()
-            return
+            self._flat.add(c, ids)
+            return self._train()[-c.shape[0]:] if self._flat.ntotal >= self.train_at else None
         a = self.assign(c) if lists is None else np.ascontiguousarray(lists, np.int64).reshape(-1)
         if a.shape[0] != c.shape[0] or (a.size and (a.min() < 0 or a.max() >= self.nlist)):
             raise ValueError("lists must give one IVF list in [0, nlist) per code")
         sp = self._faiss.swig_ptr
         self._ivf.add_core(c.shape[0], sp(c), sp(ids), sp(a))
+        return a
 
-    def _train(self) -> None:
-        """Train on the codes held so far (up to 256 per list, evenly spaced), then move them into the IVF."""
-        codes, ids = np.concatenate(self._flat_codes), np.concatenate(self._flat_ids)
+    def _train(self) -> np.ndarray:
+        """Train on the codes held so far (up to 256 per list, evenly spaced), move them into the IVF and return
+        their lists."""
+        codes = np.ascontiguousarray(self._flat._index.reconstruct_n(0, self._flat.ntotal), np.uint8)
+        ids = self._flat._ids
         n_train = min(codes.shape[0], 256 * self.nlist)
         sample = codes[np.linspace(0, codes.shape[0] - 1, n_train).round().astype(np.int64)]
         quantizer = self._faiss.IndexBinaryFlat(self.bits)
@@ -133,28 +131,25 @@ class GrowingIVF:
         trainer.train(np.ascontiguousarray(sample))
         centroids = np.ascontiguousarray(quantizer.reconstruct_n(0, self.nlist), np.uint8)
         self._make_ivf(centroids)
-        self._flat, self._flat_codes, self._flat_ids, self._ids = None, [], [], np.zeros(0, np.int64)
-        self.add(codes, ids)
+        self._flat = None
+        lists = self.add(codes, ids)
         if self.on_trained is not None:
             self.on_trained(centroids)
+        return lists
 
     def search(self, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`samaf_lib.hashing.HammingIndex.search`: ``(distances, ids)``, ``bits + 1`` / ``-1`` padding."""
+        if self._ivf is None:
+            return self._flat.search(codes, k)
         c = np.ascontiguousarray(codes, np.uint8)
-        nq = c.shape[0]
-        dist = np.full((nq, k), self.bits + 1, np.int32)
-        out = np.full((nq, k), -1, np.int64)
+        dist = np.full((c.shape[0], k), self.bits + 1, np.int32)
+        out = np.full((c.shape[0], k), -1, np.int64)
         kk = min(int(k), self.ntotal)
-        if nq == 0 or kk == 0:
-            return dist, out
-        if self._ivf is not None:
-            d, found = self._ivf.search(c, kk)
-        else:
-            d, pos = self._flat.search(c, kk)
-            found = np.where(pos >= 0, self._ids[np.clip(pos, 0, None)], -1)
-        ok = found >= 0
-        dist[:, :kk] = np.where(ok, d, self.bits + 1)
-        out[:, :kk] = np.where(ok, found, -1)
+        if c.shape[0] and kk:
+            d, found = self._ivf.search(c, kk)  # the ids given to add_core
+            ok = found >= 0
+            dist[:, :kk] = np.where(ok, d, self.bits + 1)
+            out[:, :kk] = np.where(ok, found, -1)
         return dist, out
 
 
@@ -189,24 +184,27 @@ class SAMAFOnDisk(OnDisk, SAMAFSystem):
         if self._disk is not None and self._disk.writable:
             self._disk.put_extra("ivf_centroids", centroids.tobytes())
 
-    def _sync_index(self) -> None:
-        """Add the windows stored since the last sync to the index, with the IVF lists the store kept for them."""
+    def _sync_index(self) -> np.ndarray | None:
+        """Add the windows stored since the last sync to the index, with the IVF lists the store kept for them;
+        return the lists of the windows added (None while the index is flat)."""
         n = len(self._code_rows)
-        if self._indexed >= n:
-            return
-        if not isinstance(self._index, GrowingIVF) or not self._index.trained:
-            self._known_lists.clear()
+        if self._indexed >= n or not isinstance(self._index, GrowingIVF):
             SAMAFSystem._sync_index(self)
-            return
-        lists = np.full(n - self._indexed, -1, np.int64)
-        for first in [f for f in self._known_lists if f >= self._indexed]:
-            known = self._known_lists.pop(first)
-            lists[first - self._indexed:first - self._indexed + known.size] = known
-        todo = lists < 0
-        if todo.any():
-            lists[todo] = self._index.assign(self._codes[self._indexed:][todo])
-        self._index.add(self._codes[self._indexed:], np.arange(self._indexed, n, dtype=np.int64), lists)
+            return None
+        known = None
+        if self._index.trained:
+            known = np.full(n - self._indexed, -1, np.int64)
+            for first in [f for f in self._known_lists if f >= self._indexed]:
+                lists = self._known_lists.pop(first)
+                known[first - self._indexed:first - self._indexed + lists.size] = lists
+            todo = known < 0
+            if todo.any():
+                known[todo] = self._index.assign(self._codes[self._indexed:][todo])
+        else:
+            self._known_lists.clear()  # stored lists need the stored centroids; without them the index trains anew
+        lists = self._index.add(self._codes[self._indexed:], np.arange(self._indexed, n, dtype=np.int64), known)
         self._indexed = n
+        return lists
 
     def _postings(self, record: dict[str, np.ndarray], idx: int) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, self.KEY), np.zeros(0, self.ROW)  # searched by the in-memory index, not by hash
@@ -288,10 +286,13 @@ class SAMAFOnDisk(OnDisk, SAMAFSystem):
         record = SAMAFSystem.reference_record(self, ref_id)
         arrays = {"codes": record["codes"], "times": record["times"]}
         if isinstance(self._index, GrowingIVF):
-            self._sync_index()  # the writer trains the IVF when the database reaches its size, and stores it
+            # the writer trains the IVF when the database reaches its size, and stores it; the lists the index
+            # gave this reference's windows are kept beside its codes
+            lists = self._sync_index()
             if self._index.trained:
-                arrays["lists"] = self._index.assign(record["codes"]).astype(
-                    np.uint16 if self.IVF_NLIST <= 1 << 16 else np.int32)
+                m = record["codes"].shape[0]
+                lists = lists[-m:] if lists is not None and lists.size >= m else self._index.assign(record["codes"])
+                arrays["lists"] = lists.astype(np.uint16 if self.IVF_NLIST <= 1 << 16 else np.int32)
         idx = self._disk.add(ref_id, float(record["seconds"]), int(record["codes"].shape[0]), arrays,
                               lambda i: self._postings(arrays, i))
         self._loaded.add(idx)
