@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .hashing import HammingIndex
+from .hashing import HammingIndex, hamming
 from .lmdb_store import OnDisk, Store
 from .systems.samaf import SAMAFSystem
 
@@ -153,6 +153,73 @@ class GrowingIVF:
         return dist, out
 
 
+class HidingIndex:
+    """A Hamming index seen without some of its ids (the windows of references a view hides); it never adds.
+
+    The exact flat index leaves them out inside faiss (an ``IDSelector``); the others (faiss's binary IVF and
+    multi-hash indexes take no selector) search more neighbours than asked, ``2 k`` and then four times as many
+    each round, until every query has ``k`` visible ones or none is left to find: the ``k`` nearest visible
+    neighbours the index reaches, which is what the same index would return with the hidden ids deleted.
+    """
+
+    def __init__(self, inner: Any, hidden_ids: np.ndarray) -> None:
+        import faiss
+
+        self.inner, self.kind, self.bits = inner, inner.kind, inner.bits
+        self._hidden = np.unique(np.asarray(hidden_ids, np.int64))
+        self._faiss_flat = None
+        flat = inner._flat if isinstance(inner, GrowingIVF) and not inner.trained else inner
+        if isinstance(flat, HammingIndex) and flat.kind == "flat":
+            # a selector acts on the positions faiss stores, which map to ids through flat._ids
+            pos = np.flatnonzero(np.isin(flat._ids, self._hidden)).astype(np.int64)
+            params = faiss.SearchParameters()
+            self._sel_keep = faiss.IDSelectorBatch(pos)  # kept alive for as long as the selector uses it
+            params.sel = faiss.IDSelectorNot(self._sel_keep)
+            self._faiss_flat, self._params = flat, params
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.inner.ntotal) - int(self._hidden.size)
+
+    def __len__(self) -> int:
+        return self.ntotal
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        raise ValueError("a view of a database does not add windows; add to the database itself")
+
+    def search(self, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`samaf_lib.hashing.HammingIndex.search`, without the hidden ids."""
+        c = np.ascontiguousarray(codes, np.uint8)
+        nq = c.shape[0]
+        dist = np.full((nq, k), self.bits + 1, np.int32)
+        out = np.full((nq, k), -1, np.int64)
+        if not self._hidden.size:
+            return self.inner.search(c, k)
+        kk = min(int(k), self.ntotal)
+        if not nq or kk <= 0:
+            return dist, out
+        if self._faiss_flat is not None:
+            flat = self._faiss_flat
+            d, pos = flat._index.search(c, kk, params=self._params)
+            found = pos >= 0
+            dist[:, :kk] = np.where(found, d, self.bits + 1)
+            out[:, :kk] = np.where(found, flat._ids[np.clip(pos, 0, None)], -1)
+            return dist, out
+        want = 2 * int(k)
+        while True:
+            d, ids = self.inner.search(c, want)
+            keep = (ids >= 0) & ~np.isin(ids, self._hidden)
+            enough = keep.sum(axis=1) >= k
+            exhausted = (ids < 0).any(axis=1)  # the index had no more to give this query
+            if bool(np.all(enough | exhausted)) or want >= int(self.inner.ntotal):
+                break
+            want = min(4 * want, int(self.inner.ntotal))
+        for i in range(nq):
+            j = np.flatnonzero(keep[i])[:k]
+            dist[i, :j.size], out[i, :j.size] = d[i, j], ids[i, j]
+        return dist, out
+
+
 class SAMAFOnDisk(OnDisk, SAMAFSystem):
     """SAMAF with its database in a :class:`~samaf_lib.lmdb_store.Store` (see the module docstring).
     Constructed directly, it is the in-memory :class:`SAMAFSystem`."""
@@ -268,16 +335,69 @@ class SAMAFOnDisk(OnDisk, SAMAFSystem):
         self._install_ivf()
 
     _sync_names = _catch_up
-    #: The exact search runs over the in-memory codes: a view without some references is a copy (calibrate.without).
-    hiding = None
+    #: Positions (into ``_refs``) of the references a view made by :meth:`hiding` leaves out.
+    _hidden_pos: frozenset[int] = frozenset()
+
+    def hiding(self, names: set[str]) -> SAMAFOnDisk:
+        """A view of this database without the references ``names`` (what the calibration queries held-out
+        references against): it shares this object's codes, times, model and index, nothing is copied, and its
+        searches leave the hidden references' windows out (:class:`HidingIndex`), so that it answers as an
+        in-memory copy without them would. Read it only (``identify``, ``references``); do not add to it or close
+        it, and do not add to this database while the view is in use."""
+        if self._hidden_pos:
+            raise ValueError("hiding: this is already a view; make views of the database itself")
+        if self._disk is not None:
+            self._catch_up()
+        self._sync_index()  # every stored window in the shared index: the view never adds to it
+        hidden = frozenset(self._ref_pos[n] for n in names if n in self._ref_pos)
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view._hidden_pos = hidden
+        spans = [self._ref_span[p] for p in sorted(hidden)]
+        rows = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in spans]) if spans else np.zeros(0, np.int64)
+        view._hidden_rows = rows
+        view._index = HidingIndex(self._index, rows)
+        view._visible = [r for i, r in enumerate(self._refs) if i not in hidden]
+        view._visible_set = frozenset(view._visible)
+        return view
+
+    def _check_not_view(self, what: str) -> None:
+        if self._hidden_pos:
+            raise ValueError(f"{what}: this is a read-only view of a database (calibrate.without); {what} the "
+                             f"database itself")
+
+    def references(self) -> list[str]:
+        return list(self._visible) if self._hidden_pos else SAMAFSystem.references(self)
+
+    def __contains__(self, ref_id: object) -> bool:
+        return ref_id in self._visible_set if self._hidden_pos else SAMAFSystem.__contains__(self, ref_id)
+
+    def __len__(self) -> int:
+        return len(self._visible) if self._hidden_pos else SAMAFSystem.__len__(self)
+
+    def _chance_agreement(self, codes: np.ndarray) -> float:
+        """As :meth:`SAMAFSystem._chance_agreement`; in a view, over the windows it shows (the same sample a copy
+        without the hidden references would draw)."""
+        if not self._hidden_pos:
+            return SAMAFSystem._chance_agreement(self, codes)
+        h = self._hidden_rows
+        h = np.sort(h)
+        n = self._codes.shape[0] - h.size
+        if n <= 0:
+            return 0.0
+        v = np.linspace(0, n - 1, min(n, 256)).astype(np.int64)  # positions among the visible windows
+        rows = v + np.searchsorted(h - np.arange(h.size), v, side="right")  # their rows among all windows
+        return float(np.mean(1.0 - 2.0 * hamming(codes, self._codes[rows]) / self.bits))
 
     def add(self, ref_id: str, audio: np.ndarray, sr: int) -> None:
         """As :meth:`SAMAFSystem.add`; in place, also committed to the file when this returns."""
+        self._check_not_view("add")
         SAMAFSystem.add(self, ref_id, audio, sr)
         if self._disk is not None:
             self._commit_loaded(ref_id)
 
     def add_record(self, ref_id: str, record: dict[str, np.ndarray]) -> None:
+        self._check_not_view("add_record")
         SAMAFSystem.add_record(self, ref_id, record)
         if self._disk is not None:
             self._commit_loaded(ref_id)
@@ -299,6 +419,8 @@ class SAMAFOnDisk(OnDisk, SAMAFSystem):
         self._idx_of[ref_id] = idx
 
     def reference_record(self, ref_id: str) -> dict[str, np.ndarray]:
+        if self._hidden_pos and ref_id not in self._visible_set:
+            raise KeyError(ref_id)
         return SAMAFSystem.reference_record(self, ref_id)
 
     def duration_s(self, ref_id: str) -> float:
@@ -306,6 +428,7 @@ class SAMAFOnDisk(OnDisk, SAMAFSystem):
 
     def remove(self, ref_ids: list[str]) -> None:
         """Delete ``ref_ids`` from the file in one transaction, then rebuild the in-memory index without them."""
+        self._check_not_view("remove")
         super().remove(ref_ids)
 
     def stats(self) -> dict[str, Any]:
@@ -315,7 +438,7 @@ class SAMAFOnDisk(OnDisk, SAMAFSystem):
         return out
 
     def identify(self, audio: np.ndarray, sr: int) -> Any:
-        if self._disk is not None:
+        if self._disk is not None and not self._hidden_pos:  # a view reads what the database held when it was made
             self._catch_up()
         return SAMAFSystem.identify(self, audio, sr)
 

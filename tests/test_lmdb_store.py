@@ -136,6 +136,64 @@ def test_samaf_on_disk(tmp_path, model, speech_bank):
     r.close()
 
 
+@pytest.mark.parametrize("index", ["flat", "ivf"])
+def test_samaf_calibration_view_copies_nothing_and_answers_as_a_copy(tmp_path, model, speech_bank, monkeypatch,
+                                                                    index):
+    """``calibrate.without`` of a SAMAF database in its file shares its codes and index (nothing copied) and
+    leaves the hidden references' windows out of every search: exact, it answers as the in-memory copy without
+    them, vote scores, verification and chance background included; with the IVF (which faiss cannot filter), the
+    same nearest visible neighbours as that index searched with more neighbours and the hidden ones dropped."""
+    from samaf_lib.calibrate import without
+    from samaf_lib.samaf_store import HidingIndex
+
+    if index == "ivf":
+        monkeypatch.setattr(SAMAFOnDisk, "IVF_NLIST", 4)
+        monkeypatch.setattr(SAMAFOnDisk, "IVF_NPROBE", 2)
+        monkeypatch.setattr(SAMAFOnDisk, "IVF_TRAIN_AT", 60)
+    refs = dict(list(speech_bank.items())[:6])
+    db = tmp_path / f"v-{index}.samaf"
+    SAMAFOnDisk.create(db, SAMAFOnDisk(model=model, bits=64, index=index))
+    w = SAMAFOnDisk.open(db, writable=True)
+    for rid, a in refs.items():
+        w.add(rid, a, SR)
+    w.close()
+    d = SAMAFOnDisk.open(db)
+    hidden = {"ref01", "ref04"}
+    view = without(d, hidden)
+    assert view is not d and isinstance(view._index, HidingIndex)
+    assert view._code_rows is d._code_rows and view._index.inner is d._index  # shared, not copied
+    assert view.references() == [r for r in refs if r not in hidden] and len(view) == 4 and "ref01" not in view
+    queries = [a[int(0.3 * SR): int(3.3 * SR)] for a in refs.values()] + [speech_bank["ref10"][:3 * SR]]
+    if index == "flat":
+        mem = SAMAFSystem(model=model, bits=64)
+        for rid, a in refs.items():
+            if rid not in hidden:
+                mem.add(rid, a, SR)
+        for q in queries:
+            assert view.identify(q, SR) == mem.identify(q, SR)
+        codes = view._encode(view._windows(view._prepare(queries[1], SR), 0.1)[0])
+        assert view._chance_agreement(codes) == mem._chance_agreement(codes)
+    else:
+        assert d._index.trained
+        rows = view._hidden_rows
+        for q in queries:
+            codes = view._encode(view._windows(view._prepare(q, SR), 0.1)[0])
+            dist, ids = view._index.search(codes, 10)
+            assert not np.isin(ids, rows).any()
+            d_all, i_all = d._index.search(codes, int(d._index.ntotal))
+            for row in range(codes.shape[0]):
+                keep = (i_all[row] >= 0) & ~np.isin(i_all[row], rows)
+                want = d_all[row][keep][:10]
+                assert np.array_equal(dist[row][:want.size], want)
+            got = view.identify(q, SR)
+            assert got.ref_id not in hidden
+    assert d.references() == list(refs)  # the database itself is untouched
+    assert d.identify(queries[1], SR).ref_id == "ref01"
+    with pytest.raises(ValueError, match="view"):
+        view.add_record("x", d.reference_record("ref00"))
+    d.close()
+
+
 def test_samaf_ivf_store_grows_trains_once_and_reopens_without_assigning(tmp_path, model, speech_bank,
                                                                          monkeypatch):
     """``index=ivf``: exact until ``IVF_TRAIN_AT`` windows, then an IVF trained once by the writer (centroids and
