@@ -11,10 +11,10 @@ export OMP_NUM_THREADS ?= 2
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[notebooks,pipeline,test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[notebooks,pipeline,test]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "SAMAF study (.venv)" >/dev/null
 	@touch $(STAMP)
 
