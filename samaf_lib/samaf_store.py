@@ -190,11 +190,11 @@ class HidingIndex:
     def search(self, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`samaf_lib.hashing.HammingIndex.search`, without the hidden ids."""
         c = np.ascontiguousarray(codes, np.uint8)
+        if not self._hidden.size:
+            return self.inner.search(c, k)
         nq = c.shape[0]
         dist = np.full((nq, k), self.bits + 1, np.int32)
         out = np.full((nq, k), -1, np.int64)
-        if not self._hidden.size:
-            return self.inner.search(c, k)
         kk = min(int(k), self.ntotal)
         if not nq or kk <= 0:
             return dist, out
@@ -380,8 +380,7 @@ class SAMAFOnDisk(OnDisk, SAMAFSystem):
         without the hidden references would draw)."""
         if not self._hidden_pos:
             return SAMAFSystem._chance_agreement(self, codes)
-        h = self._hidden_rows
-        h = np.sort(h)
+        h = np.sort(self._hidden_rows)
         n = self._codes.shape[0] - h.size
         if n <= 0:
             return 0.0
