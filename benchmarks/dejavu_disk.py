@@ -6,11 +6,13 @@ audio, hashes uniform over the 10-byte space (Dejavu's hashes are cut SHA-1 dige
 too), offsets uniform over each song's frames. Synthetic rows compete for lookups as real ones from other songs
 do: a query hash rarely meets them, as it rarely meets another real song's.
 
-At each size, in a fresh process per mode: seconds to open the database, resident memory after opening and after
+One database grows from the smallest size asked for to the largest (``fill_s`` is the time to reach each size).
+At each size, in a fresh process per mode (in memory only up to ``--max-memory-hours``): seconds to open the database, resident memory after opening and after
 the queries (peak RSS), 5-s query latency p50/p95 (excerpts of the real songs), the time to add one 8-s file and
 commit it, and bytes on disk per hour. Results to ``reports/bench_dejavu_disk.json`` (timings: not committed).
 
     python benchmarks/dejavu_disk.py --hours 1,10,100
+    python benchmarks/dejavu_disk.py --hours 1,10,100,1000 --modes in_place
 """
 
 from __future__ import annotations
@@ -32,32 +34,41 @@ CLIP_S = 8.0
 
 
 def build(db: Path, hours: float, seed: int = 0) -> dict:
-    """Fill ``db`` (a new Dejavu file) to ``hours``; return the fill's facts."""
+    """Fill ``db`` to ``hours``: a new Dejavu file, or one this function filled to fewer hours, which it grows (the
+    synthetic songs are drawn per song from ``seed``, so growing 10 -> 100 h writes what a 100-h fill would)."""
     from conftest import make_music
 
     from samaf_lib.sqlite_store import DejavuOnDisk
     from samaf_lib.systems.dejavu import Dejavu
 
-    Dejavu().save(db)
+    if not db.exists():
+        Dejavu().save(db)
     system = DejavuOnDisk.open(db)
     system._con.execute("PRAGMA synchronous = OFF")  # the fill only; the measured add runs with FULL
+    if "added" in system.references():  # the file the last size's measurement added
+        system.remove(["added"])
+    names = set(system.references())
     n_real = int(min(hours, 1.0) * 3600 / CLIP_S)
     for i in range(n_real):
-        system.add(f"real{i:05d}", make_music(i, CLIP_S), SR)
-    st = system.stats()
-    rows_per_s = st["fingerprints"] / st["seconds"]
+        if f"real{i:05d}" not in names:
+            system.add(f"real{i:05d}", make_music(i, CLIP_S), SR)
+    real = [r for r in system.references() if r.startswith("real")]
+    counts = system._con.execute("SELECT SUM(total_hashes), SUM(duration_s) FROM songs WHERE song_name LIKE "
+                                 "'real%'").fetchone()
+    rows_per_s = counts[0] / counts[1]
     frames = int(CLIP_S * SR / system.hop)
-    rng = np.random.default_rng(seed)
     n_syn = int(max(hours - 1.0, 0.0) * 3600 / CLIP_S)
     per_song = int(round(rows_per_s * CLIP_S))
-    for j in range(n_syn):
+    have = sum(1 for r in names if r.startswith("syn"))
+    for j in range(have, n_syn):
+        rng = np.random.default_rng([seed, j])
         hashes = rng.integers(0, 256, size=(per_song, 10), dtype=np.uint8)
         offsets = rng.integers(0, frames, size=per_song)
         rows = sorted({(h.tobytes(), int(t)) for h, t in zip(hashes, offsets)})
         system._insert(f"syn{j:07d}", "0" * 40, CLIP_S, SR, rows, len(rows))
     system.save(db)
     system.close()
-    return {"real_songs": n_real, "synthetic_songs": n_syn, "rows_per_second": rows_per_s}
+    return {"real_songs": len(real), "synthetic_songs": n_syn, "rows_per_second": rows_per_s}
 
 
 def measure(db: Path, mode: str, n_queries: int = 40) -> dict:
@@ -85,29 +96,39 @@ def main() -> int:
     ap.add_argument("--hours", default="1,10")
     ap.add_argument("--work", default="/tmp/bench_dejavu_disk")
     ap.add_argument("--out", default=str(ROOT / "reports" / "bench_dejavu_disk.json"))
+    ap.add_argument("--modes", default="memory,in_place", help="memory, in_place or both (comma-separated)")
+    ap.add_argument("--max-memory-hours", type=float, default=30.0,
+                    help="measure the in-memory mode up to this size only (it holds ~40 MB per hour in RAM)")
     ap.add_argument("--measure", nargs=2, metavar=("DB", "MODE"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.measure:
         print(json.dumps(measure(Path(a.measure[0]), a.measure[1])))
         return 0
+    modes = [m for m in a.modes.split(",") if m]
+    bad = sorted(set(modes) - {"memory", "in_place"})
+    if bad:
+        ap.error(f"--modes: unknown mode(s) {', '.join(bad)}; use memory and/or in_place")
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
-    results = []
-    for hours in [float(h) for h in a.hours.split(",")]:
-        db = work / f"{hours:g}h.dejavu"
-        remove_store(work, db.name)
+    db = work / "dejavu.db"
+    remove_store(work, db.name)
+    results, fill_s = [], 0.0
+    for hours in sorted(float(h) for h in a.hours.split(",")):  # one database, grown from size to size
         t = time.perf_counter()
         fill = build(db, hours)
-        fill["fill_s"] = time.perf_counter() - t
+        fill_s += time.perf_counter() - t
         size = db.stat().st_size
-        row = {"hours": hours, **fill, "file_bytes": size, "bytes_per_hour": size / hours}
-        for mode in ("memory", "in_place"):
+        row = {"hours": hours, **fill, "fill_s": fill_s, "file_bytes": size, "bytes_per_hour": size / hours}
+        for mode in modes:
+            if mode == "memory" and hours > a.max_memory_hours:
+                row[mode] = {"skipped": f"over --max-memory-hours {a.max_memory_hours:g}"}
+                continue
             out = subprocess.run([sys.executable, __file__, "--measure", str(db), mode], capture_output=True,
                                  text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
             row[mode] = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(row)
         print(json.dumps(row), flush=True)
-        remove_store(work, db.name)
+    remove_store(work, db.name)
     write_results(a.out, results)
     return 0
 
