@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -53,8 +54,10 @@ def _x86_avx2() -> bool:
 
 
 def _run_pinned(code: str, env_extra: dict | None = None) -> str:
-    env = {k: v for k, v in __import__("os").environ.items() if k not in numerics.PINS and k != numerics.SWITCH}
-    env.update(env_extra or {})
+    env = {k: v for k, v in os.environ.items() if k not in numerics.PINS and k != numerics.SWITCH}
+    # the thread counts of the pipeline's runs (make exports OMP_NUM_THREADS=2): OpenBLAS on one thread sums a
+    # matrix product in another order than on two, and the golden digest is that of two
+    env.update({"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}, **(env_extra or {}))
     out = subprocess.run([sys.executable, "-m", "samaf_lib.numerics", sys.executable, "-c", code], env=env,
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
