@@ -53,11 +53,11 @@ def _x86_avx2() -> bool:
     return platform.machine() in {"x86_64", "AMD64"} and {"avx2", "fma"} <= _cpu_flags()
 
 
-def _run_pinned(code: str, env_extra: dict | None = None) -> str:
+def _run_pinned(code: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in numerics.PINS and k != numerics.SWITCH}
     # the thread counts of the pipeline's runs (make exports OMP_NUM_THREADS=2): OpenBLAS on one thread sums a
     # matrix product in another order than on two, and the golden digest is that of two
-    env.update({"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}, **(env_extra or {}))
+    env.update({"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"})
     out = subprocess.run([sys.executable, "-m", "samaf_lib.numerics", sys.executable, "-c", code], env=env,
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
