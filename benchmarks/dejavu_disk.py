@@ -9,7 +9,8 @@ do: a query hash rarely meets them, as it rarely meets another real song's.
 One database grows from the smallest size asked for to the largest (``fill_s`` is the time to reach each size).
 At each size, in a fresh process per mode (in memory only up to ``--max-memory-hours``): seconds to open the
 database, resident memory after opening and after the queries (peak RSS), 5-s query latency p50/p95 (excerpts of
-the real songs), the time to add one 8-s file and commit it, and bytes on disk per hour. Results to ``reports/bench_dejavu_disk.json`` (timings: not committed).
+the real songs), the time to add one 8-s file and commit it, and bytes on disk per hour. Results to
+``reports/bench_dejavu_disk.json`` (timings: not committed).
 
     python benchmarks/dejavu_disk.py --hours 1,10,100
     python benchmarks/dejavu_disk.py --hours 1,10,100,1000 --modes in_place
