@@ -5,7 +5,9 @@ they load. Kernels for AVX2 and for AVX-512 round differently, so the same commi
 clusters and another trained model on a machine with AVX-512 than on one with AVX2 only (docs/study.md,
 "Reproducible means identical"). Each library has a switch that caps its choice; :data:`PINS` sets every one of
 them at AVX2, the widest set that every x86-64 machine of the last decade has, so that the AVX2 and the AVX-512
-machines of this project's runs gave the same bytes for every stage.
+machines of this project's runs gave the same bytes for every stage. The same switches fix the thread count of
+OpenBLAS, MKL and OpenMP at two (the count of the committed run; torch's own is ``train.threads``): OpenBLAS on
+one thread gives other MFCC bytes than on two.
 
 The switches are read when a library loads, so they must be in a process's environment before it starts. Every
 stage of ``dvc.yaml`` therefore runs its notebook through this module:
@@ -24,7 +26,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-#: Environment switches that cap each library at AVX2 kernels.
+#: Environment switches that cap each library at AVX2 kernels and fix its thread count.
 PINS: dict[str, str] = {
     # numpy's runtime-dispatched loops (its float32/float64 exp, log, sin, ... differ between AVX2 and AVX-512)
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
@@ -36,6 +38,11 @@ PINS: dict[str, str] = {
     "MKL_CBWR": "AVX2",
     # oneDNN (torch's CPU convolutions and recurrent layers where it takes them)
     "ONEDNN_MAX_CPU_ISA": "AVX2",
+    # thread counts: OpenBLAS splits a product differently on one thread than on several (other MFCC bytes),
+    # so every stage runs the thread count of the committed results, whatever the machine's cores
+    "OMP_NUM_THREADS": "2",
+    "OPENBLAS_NUM_THREADS": "2",
+    "MKL_NUM_THREADS": "2",
 }
 #: Set to "native" to run without the pins.
 SWITCH = "SAMAF_NUMERICS"
@@ -70,7 +77,10 @@ def in_effect() -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``argv`` with the pins set; with no command, print what a pinned process runs."""
+    """Run ``argv`` with the pins set (the process is replaced); with no command, print the usage and the pins.
+
+    Returns 2 for no command or a bad ``SAMAF_NUMERICS``, 127 when the command cannot be started.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         env = pinned_environment()

@@ -84,7 +84,8 @@ FIDELITY = [
      "our reading: the paper leaves the cluster terms, the training data and the search open (docs/samaf.md)",
      "hash term as a multi-positive contrastive loss and entropy term against each cluster's majority bit (the "
      "literal first reading is kept as a variant); per-window cepstral mean normalisation and a bit-balance term "
-     "(ours, in the ablation); reference hop 0.25 s; exact Hamming search with voting and verification"),
+     "(ours, in the ablation); references hashed every {db_hop_s:g} s (hash.db_hop_s); exact Hamming search with "
+     "voting and verification"),
     ("dejavu", "Dejavu with its May-2019 defaults (worldveil/dejavu)",
      "faithful: hashes and votes pinned by hand-computed tests; a Python 3 copy of the 2019 code gave the same raw "
      "top-1 within 0.02 at every length",
@@ -111,9 +112,13 @@ FIDELITY = [
 ]
 
 
-def fidelity_table() -> pd.DataFrame:
-    """:data:`FIDELITY` as a table: ``system, what it is, fidelity, known deviations``."""
-    return pd.DataFrame(FIDELITY, columns=["system", "what it is", "fidelity", "known deviations"])
+def fidelity_table(db_hop_s: float = 0.1) -> pd.DataFrame:
+    """:data:`FIDELITY` as a table: ``system, what it is, fidelity, known deviations``.
+
+    ``db_hop_s`` is SAMAF's reference hop of the run (``hash.db_hop_s``), named in its deviations.
+    """
+    rows = [tuple(c.replace("{db_hop_s:g}", f"{db_hop_s:g}") for c in row) for row in FIDELITY]
+    return pd.DataFrame(rows, columns=["system", "what it is", "fidelity", "known deviations"])
 
 
 def paired_table(paired_by_length: pd.DataFrame) -> pd.DataFrame:

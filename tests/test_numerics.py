@@ -55,9 +55,9 @@ def _x86_avx2() -> bool:
 
 def _run_pinned(code: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in numerics.PINS and k != numerics.SWITCH}
-    # the thread counts of the pipeline's runs (make exports OMP_NUM_THREADS=2): OpenBLAS on one thread sums a
-    # matrix product in another order than on two, and the golden digest is that of two
-    env.update({"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"})
+    # a caller's own thread counts are overridden: OpenBLAS on one thread sums a matrix product in another order
+    # than on two, and the golden digest is that of two, the count the pins set
+    env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     out = subprocess.run([sys.executable, "-m", "samaf_lib.numerics", sys.executable, "-c", code], env=env,
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -3,8 +3,8 @@
 Every speaker is one distinct voice: a (language or accent, voice variant, pitch, rate, pitch range) combination,
 with VoxCeleb1's speaker attributes ``gender`` (from the variant: ``m1``-``m8`` male, ``f1``-``f5`` female) and
 ``nationality`` (from the language or accent, :data:`NATIONALITY_VOICES`). Nationalities are dealt round-robin
-(in a seeded order) with alternating genders, so that both are balanced: the default 48 speakers give 12
-nationalities x (2 male + 2 female). Every voice reads English-vocabulary sentences from
+(in a seeded order) with alternating genders, so that both are balanced: 48 speakers give 12
+nationalities x (2 male + 2 female), the study's 96 (``data.n_speakers``) 12 x (4 + 4). Every voice reads English-vocabulary sentences from
 :func:`samaf_lib.corpus.text.varied_sentence` (about 900 words, new proper names and numbers, a dozen sentence
 shapes) with its own language's letter-to-sound rules, i.e. with a strong accent.
 
