@@ -103,3 +103,12 @@ def test_samaf_features_need_neither_librosa_nor_scipy_signal():
         "import samaf_lib.systems.samaf")
     assert "librosa" not in mods and "numba" not in mods and "scipy.signal" not in mods
     assert "torch" not in mods  # the SAMAF system module imports torch only to build or load a model
+
+
+def test_a_samaf_store_opens_without_the_other_systems():
+    mods = _modules_after("import samaf_lib.lmdb_store, samaf_lib.samaf_store")
+    assert not {"scipy", "samaf_lib.systems.rafs", "samaf_lib.systems.panako", "samaf_lib.lmdb_systems"} & mods
+    # the other systems' classes are still there, imported on first use
+    mods = _modules_after("from samaf_lib.lmdb_store import RAFSOnDisk, disk_class\n"
+                          "assert disk_class('rafs') is RAFSOnDisk and RAFSOnDisk.__module__ == 'samaf_lib.lmdb_systems'")
+    assert "samaf_lib.systems.rafs" in mods
