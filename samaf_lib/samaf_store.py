@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .hashing import HammingIndex, hamming
+from .hashing import HammingIndex, _as_numpy, hamming
 from .lmdb_store import OnDisk, Store
 from .systems.samaf import SAMAFSystem
 
@@ -285,22 +285,33 @@ class SAMAFOnDisk(OnDisk, SAMAFSystem):
         from .io import save_npz
 
         buf = io.BytesIO()
-        save_npz(buf, False, **{k: v.detach().cpu().numpy() for k, v in system.model.state_dict().items()})
+        save_npz(buf, False, **{k: _as_numpy(v) for k, v in system.model.state_dict().items()})
         return {"model": buf.getvalue()}
 
     @classmethod
     def _from_store(cls, st: Store) -> SAMAFOnDisk:
-        import torch
-
-        from .model import load_state, model_from_config
-
+        """The system of a store. Opened read-only (to answer queries) it hashes with the stored model's encoder
+        in numpy (:class:`samaf_lib.numpy_encoder.NumpyEncoder`), so that a one-clip ``samaf identify`` does not
+        import torch; opened to write, with the model in torch (faster per window, for indexing)."""
         data = st.extra("model")
         if data is None:
             raise ValueError(f"{st.path}: no model stored")
-        model = model_from_config(st.meta["model_config"])
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            load_state(model, {k: torch.from_numpy(np.array(z[k])) for k in z.files}, source=str(st.path))
+            state = {k: np.array(z[k]) for k in z.files}
+        if st.writable:
+            import torch
+
+            from .model import load_state, model_from_config
+
+            model = model_from_config(st.meta["model_config"])
+            load_state(model, {k: torch.from_numpy(v) for k, v in state.items()}, source=str(st.path))
+        else:
+            from .numpy_encoder import NumpyEncoder
+
+            model = NumpyEncoder(st.meta["model_config"], state)
         params = dict(st.meta["params"])
+        if not st.writable:
+            params["device"] = "cpu"  # where the numpy encoder runs, whatever the database was built on
         system = cls(model=model, **{k: v for k, v in params.items() if k != "checkpoint"})
         system.params["checkpoint"] = params.get("checkpoint")
         system._disk = st

@@ -34,8 +34,9 @@ gives the same code in every reference); a silent query gives ``Match(None)``.
 Cost. :meth:`SAMAFSystem.add` appends to growable arrays (amortised doubling) and defers the Hamming index: the
 new codes enter the faiss index in one batch at the next query (the ``ivf`` kind, trained on its first batch, is
 filled at once), so adding a reference costs the same whatever the size of the database. Importing this module
-does not import torch (only building or loading a system does), so :meth:`SAMAFSystem.read_stats` describes a
-saved database without it.
+does not import torch (only building or loading a system with a torch model does), so
+:meth:`SAMAFSystem.read_stats` describes a saved database without it, and a system built on a
+:class:`samaf_lib.numpy_encoder.NumpyEncoder` hashes and answers queries without it.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ import numpy as np
 
 from ..audio import SILENCE_RMS, AudioError, check_audio, resample, rms
 from ..features import MFCCConfig, mfcc_frames, window_starts, windows_from_frames
-from ..hashing import INDEX_KINDS, HammingIndex, hamming, pack
+from ..hashing import INDEX_KINDS, HammingIndex, _as_numpy, hamming, pack
+from ..numpy_encoder import NumpyEncoder
 from ..paths import project_root
 from .base import NO_MATCH, Match, check_record
 
@@ -124,8 +126,10 @@ class SAMAFSystem:
 
     Parameters
     ----------
-    model : SAMAF or None
-        A trained (or, for tests, any) model, used as is (a copy). Takes precedence over ``checkpoint``.
+    model : SAMAF, NumpyEncoder or None
+        A trained (or, for tests, any) model, used as is (a copy). Takes precedence over ``checkpoint``. A
+        :class:`samaf_lib.numpy_encoder.NumpyEncoder` (a stored model's encoder in numpy) hashes without torch,
+        on the CPU: what the toolkit answers queries with.
     checkpoint : str or path or None
         A checkpoint written by training. ``None`` with no ``model`` means :data:`DEFAULT_CHECKPOINT` under the
         project root; when that does not exist either, construction fails with a message saying how to get one.
@@ -157,7 +161,7 @@ class SAMAFSystem:
 
     name = "samaf"
 
-    def __init__(self, model: SAMAF | None = None, checkpoint: str | os.PathLike | None = None, bits: int = 128,
+    def __init__(self, model: SAMAF | NumpyEncoder | None = None, checkpoint: str | os.PathLike | None = None, bits: int = 128,
                  db_hop_s: float = 0.25, query_hop_s: float = 0.1, k: int = 10, max_distance: int | None = None,
                  min_score: float = 0.1, verify: int = 5, device: str = "cpu", batch_size: int = 512,
                  index: str = "flat") -> None:
@@ -176,20 +180,28 @@ class SAMAFSystem:
             raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
         if index not in INDEX_KINDS:
             raise ValueError(f"index must be one of {', '.join(INDEX_KINDS)}; got {index!r}")
-        import torch
-
-        from ..model import SAMAF
-
-        if model is not None and not isinstance(model, SAMAF):
-            raise ValueError(f"model must be a samaf_lib.model.SAMAF, got {type(model).__name__}")
         if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
             raise ValueError(f"checkpoint must be a path or None, got {checkpoint!r}")
+        if isinstance(model, NumpyEncoder):  # the torch-free encoder of a stored model (samaf_lib.numpy_encoder)
+            if device.startswith("cuda"):
+                raise ValueError(f"device={device!r}: the numpy encoder runs on the CPU; use 'cpu' or 'auto'")
+            if model.bits != bits:
+                raise ValueError(f"the model has {model.bits}-bit hashes but bits={bits}; pass bits={model.bits}")
+            self._device = "cpu"
+            self.model = model
+        else:
+            import torch
 
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} but no CUDA device is available; use 'cpu' or 'auto'")
-        self._device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                    "cpu" if device == "auto" else device)
-        self.model = self._resolve_model(model, checkpoint, bits).to(self._device).eval()
+            from ..model import SAMAF
+
+            if model is not None and not isinstance(model, SAMAF):
+                raise ValueError(f"model must be a samaf_lib.model.SAMAF (or a samaf_lib.numpy_encoder."
+                                 f"NumpyEncoder), got {type(model).__name__}")
+            if device.startswith("cuda") and not torch.cuda.is_available():
+                raise ValueError(f"device={device!r} but no CUDA device is available; use 'cpu' or 'auto'")
+            self._device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                        "cpu" if device == "auto" else device)
+            self.model = self._resolve_model(model, checkpoint, bits).to(self._device).eval()
         self.params: dict[str, Any] = {
             "checkpoint": None if checkpoint is None else str(checkpoint), "bits": int(bits),
             "db_hop_s": float(db_hop_s), "query_hop_s": float(query_hop_s), "k": int(k),
@@ -273,6 +285,8 @@ class SAMAFSystem:
 
     def _encode(self, windows: np.ndarray) -> np.ndarray:
         """Packed codes ``(n, bits/8)`` uint8 of raw MFCC windows."""
+        if isinstance(self.model, NumpyEncoder):
+            return pack(self.model.hash_windows(windows, batch_size=self.params["batch_size"], standardise=True))
         import torch
 
         with torch.inference_mode():
@@ -652,7 +666,7 @@ class SAMAFSystem:
         """Write the database and the model (weights, standardisation, config) to one ``.npz`` file, atomically."""
         from ..io import atomic_path, save_npz
 
-        arrays = {f"model/{k}": v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+        arrays = {f"model/{k}": _as_numpy(v) for k, v in self.model.state_dict().items()}
         meta = {"format": _FORMAT, "params": self.params, "model_config": self.model.config,
                 "refs": self._refs, "ref_seconds": self._ref_seconds}
         with atomic_path(path, suffix=".npz") as tmp:
