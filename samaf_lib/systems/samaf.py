@@ -162,9 +162,9 @@ class SAMAFSystem:
     name = "samaf"
 
     def __init__(self, model: SAMAF | NumpyEncoder | None = None, checkpoint: str | os.PathLike | None = None,
-                 bits: int = 128, db_hop_s: float = 0.25, query_hop_s: float = 0.1, k: int = 10, max_distance: int | None = None,
-                 min_score: float = 0.1, verify: int = 5, device: str = "cpu", batch_size: int = 512,
-                 index: str = "flat") -> None:
+                 bits: int = 128, db_hop_s: float = 0.25, query_hop_s: float = 0.1, k: int = 10,
+                 max_distance: int | None = None, min_score: float = 0.1, verify: int = 5, device: str = "cpu",
+                 batch_size: int = 512, index: str = "flat") -> None:
         _check_int("bits", bits, 8, 1024)
         if bits % 8:
             raise ValueError(f"bits must be a multiple of 8, got {bits}")
