@@ -46,6 +46,7 @@ lab: $(STAMP)
 ## speed and memory benchmarks (results to reports/bench.json)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python -m samaf_lib.numerics $(BIN)/python benchmarks/train_epoch.py
 
 ## strip notebook outputs on disk (run before committing a notebook)
 strip: $(STAMP)
