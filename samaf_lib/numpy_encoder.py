@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-#: The configuration keys of a SAMAF model (as ``samaf_lib.model.CONFIG_KEYS``, which imports torch).
+#: The keys of a SAMAF model's configuration (``samaf_lib.model.CONFIG_KEYS``) that the encoder reads.
 _NEEDED = ("bits", "hidden", "layers", "n_mfcc", "frames", "cmn")
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from .hashing import HammingIndex, _as_numpy, hamming
 from .lmdb_store import OnDisk, Store
+from .numpy_encoder import NumpyEncoder
 from .systems.samaf import SAMAFSystem
 
 
@@ -306,11 +307,9 @@ class SAMAFOnDisk(OnDisk, SAMAFSystem):
             model = model_from_config(st.meta["model_config"])
             load_state(model, {k: torch.from_numpy(v) for k, v in state.items()}, source=str(st.path))
         else:
-            from .numpy_encoder import NumpyEncoder
-
             model = NumpyEncoder(st.meta["model_config"], state)
         params = dict(st.meta["params"])
-        if not st.writable:
+        if isinstance(model, NumpyEncoder):
             params["device"] = "cpu"  # where the numpy encoder runs, whatever the database was built on
         system = cls(model=model, **{k: v for k, v in params.items() if k != "checkpoint"})
         system.params["checkpoint"] = params.get("checkpoint")
