@@ -61,15 +61,53 @@ def build(db: Path, hours: float, seed: int = 0) -> dict:
     n_syn = int(max(hours - 1.0, 0.0) * 3600 / CLIP_S)
     per_song = int(round(rows_per_s * CLIP_S))
     have = sum(1 for r in names if r.startswith("syn"))
-    for j in range(have, n_syn):
-        rng = np.random.default_rng([seed, j])
-        hashes = rng.integers(0, 256, size=(per_song, 10), dtype=np.uint8)
-        offsets = rng.integers(0, frames, size=per_song)
-        rows = sorted({(h.tobytes(), int(t)) for h, t in zip(hashes, offsets)})
-        system._insert(f"syn{j:07d}", "0" * 40, CLIP_S, SR, rows, len(rows))
+    _fill_synthetic(system._con, have, n_syn, per_song, frames, seed)
     system.save(db)
     system.close()
     return {"real_songs": len(real), "synthetic_songs": n_syn, "rows_per_second": rows_per_s}
+
+
+#: Synthetic songs per transaction of the fill.
+CHUNK_SONGS = 2000
+#: A fill adding more synthetic songs than this drops the hash index and builds it again at the end (one sort
+#: instead of a random B-tree insert per row: 10 -> 100 h took 33 min with the index kept).
+BULK_SONGS = 20000
+
+
+def _fill_synthetic(con, have: int, n_syn: int, per_song: int, frames: int, seed: int) -> None:
+    """Append synthetic songs ``have .. n_syn - 1`` (song ``j``'s rows drawn from ``[seed, j]``), in offset order.
+
+    A large fill runs without a journal (a fill interrupted is started again, not resumed) and without the hash
+    index, which it builds again in one ``CREATE INDEX`` (a sort in temporary files: the directory of
+    ``SQLITE_TMPDIR`` needs about as much free space as the index takes)."""
+    from samaf_lib.systems.dejavu import _SCHEMA
+
+    if n_syn <= have:
+        return
+    bulk = n_syn - have > BULK_SONGS
+    if bulk:
+        con.execute("PRAGMA journal_mode = OFF")
+        con.execute("DROP INDEX IF EXISTS ix_fingerprints_hash")
+    for start in range(have, n_syn, CHUNK_SONGS):
+        with con:
+            for j in range(start, min(start + CHUNK_SONGS, n_syn)):
+                rng = np.random.default_rng([seed, j])
+                hashes = rng.integers(0, 256, size=(per_song, 10), dtype=np.uint8)
+                offsets = rng.integers(0, frames, size=per_song)
+                order = np.lexsort((offsets,))
+                blob = hashes[order].tobytes()
+                song_id = con.execute(
+                    "INSERT INTO songs (song_name, fingerprinted, file_sha1, total_hashes, duration_s, sample_rate)"
+                    " VALUES (?, 1, ?, ?, ?, ?)", (f"syn{j:07d}", "0" * 40, per_song, CLIP_S, SR)).lastrowid
+                # one statement per song: SQLite cuts the rows out of the hash bytes and a JSON list of offsets
+                # (3.5x faster than executemany's row-by-row binding)
+                con.execute('INSERT OR IGNORE INTO fingerprints (hash, song_id, "offset") '
+                            "SELECT substr(?1, 10 * key + 1, 10), ?2, value FROM json_each(?3)",
+                            (blob, song_id, json.dumps(offsets[order].tolist())))
+    if bulk:
+        con.execute("PRAGMA cache_size = -2000000")  # the sort's memory: 2 GB
+        con.execute(next(q for q in _SCHEMA if "ix_fingerprints_hash" in q))
+        con.execute("PRAGMA journal_mode = WAL")
 
 
 def measure(db: Path, mode: str, n_queries: int = 40) -> dict:
