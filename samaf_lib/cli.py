@@ -628,45 +628,34 @@ def _add_reason(e: Exception, rid: str, path: str) -> str:
     return kind + _reason(str(e), rid, path)
 
 
-def _fingerprint_task(path: str, rid: str, blank: Any) -> tuple[Any, str | None, str | None]:
-    """A Dask task: decode ``path`` and fingerprint it with an empty copy of ``blank`` (an in-memory system).
+def _fingerprint_task(path: str, rid: str, blank: Any, threads: int | None = None
+                      ) -> tuple[Any, str | None, str | None]:
+    """A Dask task: decode ``path`` and fingerprint it with an empty copy of ``blank`` (an in-memory system), on
+    the caller's BLAS thread count (``threads``; the same bytes as serially, see :mod:`samaf_lib.parallel`).
     Returns ``(Fingerprinted or None, reason or None, content hash or None)``."""
     from .calibrate import empty_like
+    from .parallel import blas_limited
 
     audio, reason, digest = _decode(path)
     if reason is not None:
         return None, reason, None
     system = empty_like(blank)
     try:
-        system.add(rid, audio, LOAD_SR)
+        with blas_limited(threads):
+            system.add(rid, audio, LOAD_SR)
     except Exception as e:  # noqa: BLE001 - as in the serial loop: the file is skipped with its reason
         return None, _add_reason(e, rid, path), None
     return Fingerprinted(system.reference_record(rid), audio.size / LOAD_SR), None, digest
 
 
 def dask_client(address: str) -> Any:
-    """A Dask client: ``local:N`` starts a LocalCluster of N single-threaded worker processes on this machine,
-    anything else is a scheduler's address (``tcp://host:8786``).
+    """:func:`samaf_lib.parallel.dask_client` for ``--dask``; :class:`CLIError` when no client can be had."""
+    from .parallel import dask_client as client
 
-    Raises
-    ------
-    CLIError
-        Dask is not installed, ``local:N`` is malformed, or the scheduler cannot be reached.
-    """
     try:
-        from distributed import Client, LocalCluster
-    except ImportError as e:
-        raise CLIError("--dask needs Dask: pip install 'dask[distributed]' (or the project's [dask] extra)") from e
-    if address.startswith("local:"):
-        n = address.split(":", 1)[1]
-        if not n.isdigit() or not 1 <= int(n) <= MAX_JOBS:
-            raise CLIError(f"--dask {address}: expected local:N with N between 1 and {MAX_JOBS} workers")
-        cluster = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True, dashboard_address=None)
-        return Client(cluster)
-    try:
-        return Client(address, timeout="20s")
-    except (OSError, TimeoutError) as e:
-        raise CLIError(f"--dask {address}: cannot reach the scheduler ({e})") from e
+        return client(address, key="--dask")
+    except ValueError as e:
+        raise CLIError(str(e)) from e
 
 
 def _fingerprinted_on_dask(todo: list[tuple[Path, str, dict]], client: Any, system: Any, window: int
@@ -678,11 +667,14 @@ def _fingerprinted_on_dask(todo: list[tuple[Path, str, dict]], client: Any, syst
     from itertools import islice
 
     from .calibrate import empty_like
+    from .parallel import blas_threads
 
     blank = client.scatter(empty_like(system), broadcast=True)
+    threads = blas_threads()
 
     def submit(item: tuple[Path, str, dict]) -> tuple[Path, Any]:
-        return item[0], client.submit(_fingerprint_task, str(item[0].resolve()), item[1], blank, pure=False)
+        return item[0], client.submit(_fingerprint_task, str(item[0].resolve()), item[1], blank, threads,
+                                      pure=False)
 
     it = iter(todo)
     pending: deque = deque(submit(item) for item in islice(it, window))

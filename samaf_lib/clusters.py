@@ -14,12 +14,12 @@ back to the segment; for a time-scale change (``speed``, ``tempo`` with factor f
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from . import parallel
 from .audio import load_audio
 from .features import MFCCConfig, mfcc
 from .io import write_npz
@@ -128,8 +128,10 @@ def _cluster_features(args) -> np.ndarray:
 
 
 def build_clusters(specs: list[ClusterSpec], meta: pd.DataFrame, corpus_dir: str | os.PathLike, sr: int,
-                   cfg: MFCCConfig = MFCCConfig(), jobs: int = 1, progress: bool = True) -> np.ndarray:
-    """MFCC windows of every cluster member.
+                   cfg: MFCCConfig = MFCCConfig(), jobs: int = 1, progress: bool = True,
+                   dask: str = "") -> np.ndarray:
+    """MFCC windows of every cluster member, made serially, in ``jobs`` processes or in Dask workers (``dask``:
+    ``local:N`` or a scheduler's address; :func:`samaf_lib.parallel.map_ordered`); the result depends on neither.
 
     Returns
     -------
@@ -139,12 +141,8 @@ def build_clusters(specs: list[ClusterSpec], meta: pd.DataFrame, corpus_dir: str
     paths = dict(zip(meta["utterance_id"], meta["path"]))
     audio = {u: load_audio(os.path.join(corpus_dir, paths[u]), sr) for u in sorted({s.utterance_id for s in specs})}
     work = [(s, audio[s.utterance_id], sr, cfg) for s in specs]
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs) as ex:
-            feats = list(bar(ex.map(_cluster_features, work, chunksize=16), total=len(work),
-                              enabled=progress, desc="clusters"))
-    else:
-        feats = [_cluster_features(w) for w in bar(work, enabled=progress, desc="clusters")]
+    feats = parallel.map_ordered(_cluster_features, work, jobs=jobs, dask=dask, chunksize=16, progress=progress,
+                                 desc="clusters")
     return np.stack(feats).astype(np.float32)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .audio import load_audio, write_audio
+from . import parallel
 from .io import write_csv
 from .progress import bar
 
@@ -172,12 +173,14 @@ def _render_one(job) -> dict | None:
 
 
 def render_queries(plan: pd.DataFrame, corpus_dir: str | os.PathLike, meta: pd.DataFrame,
-                   out_dir: str | os.PathLike, sr: int = 16000, progress: bool = True, jobs: int = 1) -> pd.DataFrame:
+                   out_dir: str | os.PathLike, sr: int = 16000, progress: bool = True, jobs: int = 1,
+                   dask: str = "") -> pd.DataFrame:
     """Cut, distort and write every planned query; returns the manifest of what was written.
 
     Files that already exist are kept (a re-run after an interruption finishes the set; every write is atomic).
     A query whose distortion fails is dropped from the manifest and reported in the returned frame's
-    ``attrs["rejected"]``. ``jobs`` > 1 renders in that many processes (the result does not depend on it).
+    ``attrs["rejected"]``. ``jobs`` > 1 renders in that many processes, ``dask`` (``local:N`` or a scheduler's
+address) in Dask workers (:func:`samaf_lib.parallel.map_ordered`); the result depends on neither.
     """
     out_dir = Path(out_dir)
     paths = dict(zip(meta["utterance_id"], meta["path"]))
@@ -185,14 +188,7 @@ def render_queries(plan: pd.DataFrame, corpus_dir: str | os.PathLike, meta: pd.D
     records = plan.to_dict("records")
     todo = [(r, audio[r["utterance_id"]], out_dir / r["path"], sr) for r in records
             if not (out_dir / r["path"]).exists()]
-    if jobs > 1 and len(todo) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(jobs) as ex:
-            outcome = list(bar(ex.map(_render_one, todo, chunksize=8), total=len(todo), enabled=progress,
-                                desc="queries"))
-    else:
-        outcome = [_render_one(j) for j in bar(todo, enabled=progress, desc="queries")]
+    outcome = parallel.map_ordered(_render_one, todo, jobs=jobs, dask=dask, progress=progress, desc="queries")
     rejected = [r for r in outcome if r is not None]
     bad = {r["path"] for r in rejected}
     kept = [r for r in records if str(out_dir / r["path"]) not in bad]

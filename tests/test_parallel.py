@@ -1,5 +1,7 @@
-"""The pipeline's query stages on Dask (``samaf_lib.parallel``): a LocalCluster of 2 workers gives the serial
-answers, row for row and in manifest order, for a baseline and for SAMAF; bad addresses are named."""
+"""The pipeline's per-file work on Dask (``samaf_lib.parallel``): a LocalCluster of 2 workers gives the serial
+answers, row for row and in manifest order, for a baseline and for SAMAF, and :func:`map_ordered` the serial
+results in input order; bad addresses are named. (The data stage's queries and clusters on Dask:
+``tests/test_queries_clusters.py``.)"""
 
 from __future__ import annotations
 
@@ -72,7 +74,24 @@ def test_bad_addresses_are_named(tmp_path):
         parallel.check_address(4)
     assert parallel.check_address("  ") == ""
     with pytest.raises(ValueError, match="local:N"):
-        parallel.connect("local:zero")
+        parallel.dask_client("local:zero")
+    with pytest.raises(ValueError, match="parallel.dask.*tcp://"):
+        parallel.dask_client("scheduler:8786")
     with pytest.raises(FileNotFoundError, match="save the database"):
         parallel.run_queries(systems.get("rafs"), tmp_path / "missing.db", pd.DataFrame(columns=["query_id", "path"]),
                              tmp_path, SR, dask="local:1")
+
+
+def _square_plus_index(item: tuple[int, float]) -> tuple[int, float]:
+    i, x = item
+    return i, float(x) ** 2 + i
+
+
+def test_map_ordered_keeps_the_input_order_everywhere():
+    items = [(i, 0.5 * (20 - i)) for i in range(20)]
+    expected = [_square_plus_index(it) for it in items]
+    assert parallel.map_ordered(_square_plus_index, items) == expected
+    assert parallel.map_ordered(_square_plus_index, items, jobs=2, chunksize=3) == expected
+    assert parallel.map_ordered(_square_plus_index, [], jobs=2) == []
+    pytest.importorskip("distributed")
+    assert parallel.map_ordered(_square_plus_index, items, dask="local:2", chunksize=3) == expected

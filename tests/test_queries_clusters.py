@@ -85,6 +85,21 @@ def test_render_writes_distorted_excerpts(tiny_corpus, tmp_path):
             np.testing.assert_allclose(a, src[start:start + a.size], atol=1e-4)
 
 
+def test_queries_and_clusters_on_dask_equal_the_serial_ones(tiny_corpus, tmp_path):
+    """The data stage with ``parallel.dask`` set writes the same query files and cluster windows as serially."""
+    pytest.importorskip("distributed")
+    root, meta = tiny_corpus
+    plan = queries.plan_queries(meta, CONDS, [1.0, 2.0], 1, seed=4)
+    serial = queries.render_queries(plan, root, meta, tmp_path / "serial", sr=SR, progress=False)
+    on_dask = queries.render_queries(plan, root, meta, tmp_path / "dask", sr=SR, progress=False, dask="local:2")
+    pd.testing.assert_frame_equal(serial, on_dask)
+    for row in serial.itertuples():
+        assert (tmp_path / "serial" / row.path).read_bytes() == (tmp_path / "dask" / row.path).read_bytes()
+    specs = cl.plan_clusters(meta, "train", 5, 3, 0.1, CONDS, seed=2)
+    np.testing.assert_array_equal(cl.build_clusters(specs, meta, root, SR, progress=False),
+                                  cl.build_clusters(specs, meta, root, SR, progress=False, dask="local:2"))
+
+
 def test_clusters_shape_and_members(tiny_corpus):
     root, meta = tiny_corpus
     specs = cl.plan_clusters(meta, "train", 6, 4, 0.1, CONDS, seed=2)
