@@ -138,6 +138,7 @@ def main() -> int:
     ap.add_argument("--modes", default="memory,in_place", help="memory, in_place or both (comma-separated)")
     ap.add_argument("--max-memory-hours", type=float, default=30.0,
                     help="measure the in-memory mode up to this size only (it holds ~40 MB per hour in RAM)")
+    ap.add_argument("--keep", action="store_true", help="keep the database in --work at the end")
     ap.add_argument("--measure", nargs=2, metavar=("DB", "MODE"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.measure:
@@ -156,6 +157,7 @@ def main() -> int:
         t = time.perf_counter()
         fill = build(db, hours)
         fill_s += time.perf_counter() - t
+        os.sync()  # the fill runs with synchronous = OFF: its pages reach the disk before the add is timed
         size = db.stat().st_size
         row = {"hours": hours, **fill, "fill_s": fill_s, "file_bytes": size, "bytes_per_hour": size / hours}
         for mode in modes:
@@ -167,7 +169,8 @@ def main() -> int:
             row[mode] = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(row)
         print(json.dumps(row), flush=True)
-    remove_store(work, db.name)
+    if not a.keep:
+        remove_store(work, db.name)
     write_results(a.out, results)
     return 0
 
