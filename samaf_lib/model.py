@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import encoder_input
 from .io import atomic_path
 
 #: Marks a file as a SAMAF checkpoint; bumped when the layout changes.
@@ -147,11 +148,8 @@ class SAMAF(nn.Module):
         gives float32 numpy out.
         """
         if isinstance(x, np.ndarray):
-            mean = self.mean.detach().cpu().numpy()
-            std = self.std.detach().cpu().numpy()
-            if self.config["cmn"]:
-                x = x - x.mean(axis=-2, keepdims=True)
-            return ((x - mean) / std).astype(np.float32)
+            return encoder_input.standardise(x, self.mean.detach().cpu().numpy(), self.std.detach().cpu().numpy(),
+                                             bool(self.config["cmn"]))
         if self.config["cmn"]:
             x = x - x.mean(dim=-2, keepdim=True)
         return (x - self.mean) / self.std
@@ -215,10 +213,7 @@ class SAMAF(nn.Module):
         -------
         np.ndarray, float32, shape (n, bits)
         """
-        frames, n_mfcc = self.input_shape
-        if windows.ndim != 3 or windows.shape[1:] != (frames, n_mfcc):
-            raise ValueError(f"SAMAF input must be MFCC windows shaped (batch, {frames}, {n_mfcc}), "
-                             f"got shape {tuple(windows.shape)}")
+        encoder_input.check_windows(windows, *self.input_shape)
         if windows.shape[0] == 0:
             return np.zeros((0, self.bits), np.float32)
         was_training = self.training

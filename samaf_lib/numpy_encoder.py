@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from . import encoder_input
+
 #: The keys of a SAMAF model's configuration (``samaf_lib.model.CONFIG_KEYS``) that the encoder reads.
 _NEEDED = ("bits", "hidden", "layers", "n_mfcc", "frames", "cmn")
 
@@ -100,10 +102,7 @@ class NumpyEncoder:
 
     def standardise(self, x: np.ndarray) -> np.ndarray:
         """As :meth:`samaf_lib.model.SAMAF.standardise` for a float32 array ``(..., frames, n_mfcc)``."""
-        x = np.asarray(x, np.float32)
-        if self.config["cmn"]:
-            x = x - x.mean(axis=-2, keepdims=True)
-        return ((x - self._mean) / self._std).astype(np.float32)
+        return encoder_input.standardise(np.asarray(x, np.float32), self._mean, self._std, bool(self.config["cmn"]))
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """``z = tanh(W h_T + b)``, ``(batch, bits)`` float32, of standardised windows ``(batch, frames, n_mfcc)``."""
@@ -135,9 +134,7 @@ class NumpyEncoder:
         """As :meth:`samaf_lib.model.SAMAF.hash_windows`: activations ``(n, bits)`` of MFCC windows
         ``(n, frames, n_mfcc)``, raw when ``standardise``."""
         frames, n_mfcc = self.input_shape
-        if windows.ndim != 3 or windows.shape[1:] != (frames, n_mfcc):
-            raise ValueError(f"SAMAF input must be MFCC windows shaped (batch, {frames}, {n_mfcc}), "
-                             f"got shape {tuple(windows.shape)}")
+        encoder_input.check_windows(windows, frames, n_mfcc)
         if windows.shape[0] == 0:
             return np.zeros((0, self.bits), np.float32)
         if not np.all(np.isfinite(windows)):

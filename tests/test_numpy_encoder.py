@@ -68,6 +68,9 @@ def test_bad_weights_and_inputs_are_named(speech_bank):
     assert enc.hash_windows(np.zeros((0, 100, 13), np.float32)).shape == (0, 64)
     with pytest.raises(ValueError, match="CPU"):
         SAMAFSystem(model=enc, bits=64, device="cuda")
+    for m in (enc, model):  # the numpy and the torch model: the same message
+        with pytest.raises(ValueError, match="64-bit hashes but bits=128; pass bits=64"):
+            SAMAFSystem(model=m, bits=128)
 
 
 def test_a_store_read_only_answers_with_numpy_as_the_writer_does_with_torch(tmp_path, speech_bank):

@@ -185,8 +185,7 @@ class SAMAFSystem:
         if isinstance(model, NumpyEncoder):  # the torch-free encoder of a stored model (samaf_lib.numpy_encoder)
             if device.startswith("cuda"):
                 raise ValueError(f"device={device!r}: the numpy encoder runs on the CPU; use 'cpu' or 'auto'")
-            if model.bits != bits:
-                raise ValueError(f"the model has {model.bits}-bit hashes but bits={bits}; pass bits={model.bits}")
+            self._check_bits(model, bits)
             self._device = "cpu"
             self.model = model
         else:
@@ -250,12 +249,17 @@ class SAMAFSystem:
 
     # -- model ---------------------------------------------------------------------------------------------------
     @staticmethod
+    def _check_bits(model: Any, bits: int) -> None:
+        """``ValueError`` unless the given model (torch or numpy) hashes to ``bits`` bits."""
+        if model.bits != bits:
+            raise ValueError(f"the model has {model.bits}-bit hashes but bits={bits}; pass bits={model.bits}")
+
+    @staticmethod
     def _resolve_model(model: SAMAF | None, checkpoint, bits: int) -> SAMAF:
         from ..model import load_model
 
         if model is not None:
-            if model.bits != bits:
-                raise ValueError(f"the model has {model.bits}-bit hashes but bits={bits}; pass bits={model.bits}")
+            SAMAFSystem._check_bits(model, bits)
             return copy.deepcopy(model).cpu()
         path = Path(checkpoint) if checkpoint is not None else project_root() / DEFAULT_CHECKPOINT.format(bits=bits)
         if not path.is_file():
