@@ -7,7 +7,7 @@ KERNEL := samaf-study
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup repro repro-full exp-show smoke test test-unit test-notebooks lab bench strip clean-venv
+.PHONY: setup repro repro-full exp-show smoke test test-full test-unit test-notebooks lab bench strip clean-venv
 
 setup: $(STAMP)
 
@@ -23,9 +23,13 @@ repro: $(STAMP)
 	$(BIN)/dvc repro
 	$(BIN)/python -m samaf_lib.report readme
 
-## the whole SAMAF ablation grid (docs/samaf.md) as a DVC experiment: `dvc exp show` compares it with the default
+## the pipeline, then the whole SAMAF ablation grid (docs/samaf.md; hours on 2 cores) into reports/ablation_full/
+## (committed), then the report and the README with it; BITS=128 runs one of the sizes of ablation.full_bits
 repro-full: $(STAMP)
-	$(BIN)/dvc exp run --set-param ablation.profile=full
+	$(BIN)/dvc repro
+	$(BIN)/python -m samaf_lib.ablation full $(if $(BITS),--bits $(BITS))
+	$(BIN)/dvc repro
+	$(BIN)/python -m samaf_lib.report readme
 
 ## experiments beside the committed run, readable: the parameters and headline metrics that differ (F1 and the
 ## hashes of data, model and report folders left out)
@@ -34,7 +38,11 @@ exp-show: $(STAMP)
 
 ## the whole test suite: unit tests, notebooks under nbval, a smoke `dvc repro`
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests -m "not full"
+
+## the smoke repro, then `make repro-full` on it (the full ablation grid at smoke size): minutes more than `make test`
+test-full: $(STAMP)
+	$(BIN)/python -m pytest -q tests/test_pipeline.py -m full
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests -m "not slow"

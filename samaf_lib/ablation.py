@@ -9,13 +9,20 @@ A *variant* is a named set of overrides of the study's model and loss settings. 
   (mean-normalised) MFCC window, through the same search and scoring. A learned hash that does not beat it has
   learned nothing useful for identification.
 
-Profiles: ``default`` (what ``dvc repro`` runs beside the study's model: the two references at 128 bits) and
-``full`` (everything above, ``make repro-full``).
+Profiles: ``default`` (what ``dvc repro`` runs: the study's model beside the random projection at the study's bits)
+and ``full`` (the grid above at the hash sizes of ``ablation.full_bits``, with ``make repro-full``). The full grid is
+not a DVC stage: it runs for hours on two cores, so ``python -m samaf_lib.ablation full`` (what ``make repro-full``
+calls) executes ``notebooks/07_ablation.ipynb`` with the settings of ``params.yaml``, exactly as the ``ablation``
+stage does, and writes ``reports/ablation_full/`` (committed) and ``models/ablation_full/``; the ``report`` stage
+reads that table.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,8 +42,31 @@ def variant_name(bits: int, loss_terms: str, ours: bool) -> str:
     return f"{bits}-{loss_terms}" + ("" if ours else "-plain")
 
 
-def variants(profile: str) -> dict[str, dict]:
-    """The variants of a profile: name -> overrides.
+def parse_bits(text: str | int, key: str = "ablation.full_bits") -> tuple[int, ...]:
+    """``"128,256"`` -> ``(128, 256)``: the hash sizes of the full grid.
+
+    Raises
+    ------
+    ValueError
+        Naming ``key``: an empty list, or a size that is not a positive multiple of 8.
+    """
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    out = []
+    for p in parts:
+        if not p.isdigit() or int(p) <= 0 or int(p) % 8:
+            raise ValueError(f"{key}: {p!r} is not a hash size; give positive multiples of 8 separated by commas, "
+                             "e.g. \"128,256\"")
+        out.append(int(p))
+    if not out:
+        raise ValueError(f"{key} is empty; give hash sizes separated by commas, e.g. \"128,256\"")
+    return tuple(dict.fromkeys(out))
+
+
+def variants(profile: str, bits: tuple[int, ...] | None = None, study_bits: int = 128) -> dict[str, dict]:
+    """The variants of a profile beside the study's model: name -> overrides.
+
+    ``default`` is the random projection at ``study_bits``; ``full`` is, for each size in ``bits`` (default
+    128 and 256), the working-form grid, the literal reading and the random projection.
 
     Each value holds ``kind`` (``"train"`` or ``"random"``), ``bits`` and, for trained ones, the settings that
     differ from the study's defaults (``loss_terms``, ``form``, ``cmn``, ``hash_weight``, ``entropy_weight``,
@@ -45,21 +75,20 @@ def variants(profile: str) -> dict[str, dict]:
     Raises
     ------
     ValueError
-        An unknown profile.
+        An unknown profile (naming ``ablation.profile``) or a bad hash size.
     """
     if profile not in PROFILES:
         raise ValueError(f"ablation.profile must be one of {', '.join(PROFILES)}; got {profile!r}")
+    if profile == "default":
+        return {f"random-{study_bits}": {"kind": "random", "bits": int(study_bits), "cmn": True}}
     out: dict[str, dict] = {}
-    bits_list = (128,) if profile == "default" else (128, 256)
-    if profile == "full":
-        for bits in bits_list:
-            for terms in ("mse", "mse+hash", "mse+hash+entropy"):
-                for ours in (True, False):
-                    out[variant_name(bits, terms, ours)] = {"kind": "train", "bits": bits, "loss_terms": terms,
-                                                            "form": "working", **(OURS_ON if ours else OURS_OFF)}
-    for bits in bits_list:
-        out[f"literal-{bits}"] = {"kind": "train", "bits": bits, "loss_terms": "mse+hash+entropy", **LITERAL}
-        out[f"random-{bits}"] = {"kind": "random", "bits": bits, "cmn": True}
+    for b in parse_bits(",".join(map(str, bits)) if bits else "128,256"):
+        for terms in ("mse", "mse+hash", "mse+hash+entropy"):
+            for ours in (True, False):
+                out[variant_name(b, terms, ours)] = {"kind": "train", "bits": b, "loss_terms": terms,
+                                                     "form": "working", **(OURS_ON if ours else OURS_OFF)}
+        out[f"literal-{b}"] = {"kind": "train", "bits": b, "loss_terms": "mse+hash+entropy", **LITERAL}
+        out[f"random-{b}"] = {"kind": "random", "bits": b, "cmn": True}
     return out
 
 
@@ -127,3 +156,108 @@ def measure_variant(name: str, model: SAMAF, meta, manifest, corpus_dir, query_d
     for _, r in idn.metrics_table(joined, thr, by=("system", "length_s"), ci=False, negatives=neg).iterrows():
         row[f"top1_{r['length_s']:g}s"] = float(r["top1"])
     return row
+
+
+#: Where the full grid writes, under the project root: ``reports/<TAG>/`` and ``models/<TAG>/``.
+FULL_TAG = "ablation_full"
+_PARAM = re.compile(r'-p\s+(\w+)\s+("?)(\$\{[\w.]+\}|[^\s"]+)\2')
+
+
+def _lookup(params: dict, dotted: str):
+    value = params
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(f"params.yaml has no {dotted!r}, which dvc.yaml's ablation stage passes")
+        value = value[part]
+    return value
+
+
+def _render(value) -> str:
+    """A parameter as DVC writes it into a command (booleans lower case)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def stage_parameters(dvc_yaml: dict, params: dict, stage: str = "ablation") -> dict[str, str]:
+    """The notebook parameters a ``dvc.yaml`` stage passes (``-p name value``), with ``${...}`` filled in.
+
+    The full grid takes its settings from here so that it trains and measures every variant exactly as the
+    ``ablation`` stage does, whatever ``params.yaml`` says.
+    """
+    cmd = dvc_yaml["stages"][stage]["cmd"]
+    out = {}
+    for name, _, value in _PARAM.findall(cmd):
+        out[name] = _render(_lookup(params, value[2:-1])) if value.startswith("${") else value
+    return out
+
+
+def run_full(root: Path, bits: str | None = None) -> Path:
+    """Run the full grid with the settings of ``root``'s ``params.yaml``; returns ``reports/ablation_full/``.
+
+    ``bits`` (``"128"``, ``"128,256"``) overrides ``ablation.full_bits``. The notebook runs under papermill in a
+    process with the numerics of every pipeline stage (:mod:`samaf_lib.numerics`); the executed notebook is cleaned
+    of its time stamps and kept beside the table.
+
+    Raises
+    ------
+    ValueError
+        A bad ``ablation.full_bits`` (or ``bits``), naming the key.
+    FileNotFoundError
+        The pipeline's outputs the grid reads (the study's model, the clusters) are missing: run ``dvc repro`` first.
+    subprocess.CalledProcessError
+        The notebook failed; ``reports/ablation_full/`` keeps what an earlier complete run wrote.
+    """
+    import shutil
+    import subprocess
+    import tempfile
+
+    import yaml
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    stage = yaml.safe_load((root / "dvc.yaml").read_text())
+    full_bits = parse_bits(bits if bits is not None else params.get("ablation", {}).get("full_bits", "128,256"),
+                           key="ablation.full_bits" if bits is None else "--bits")
+    args = stage_parameters(stage, params)
+    study = root / "models" / f"samaf-{args['study_bits']}-{args['study_loss']}" / "best.pt"
+    for need in (study, root / "data" / "clusters" / "train.npz"):
+        if not need.exists():
+            raise FileNotFoundError(f"{need.relative_to(root)} is missing: the full ablation reads the pipeline's "
+                                    "outputs; run `dvc repro` (or `make repro`) first")
+    args.update(profile="full", full_bits=",".join(map(str, full_bits)), tag=FULL_TAG)
+    dest = root / "reports" / FULL_TAG
+    work = Path(tempfile.mkdtemp(prefix=".ablation_full-", dir=root / "reports"))
+    try:
+        executed = work / "07_ablation.ipynb"
+        cmd = [sys.executable, "-m", "samaf_lib.numerics", sys.executable, "-m", "papermill",
+               "notebooks/07_ablation.ipynb", str(executed), "-k", "python3", "--log-output"]
+        for name, value in args.items():
+            cmd += ["-p", name, value]
+        # the notebook writes reports/<tag>/ as its last step; a failed run leaves the previous table in place
+        subprocess.run(cmd, cwd=root, check=True)
+        subprocess.run([sys.executable, "-m", "samaf_lib.executed", "clean", str(executed)], cwd=root, check=True)
+        shutil.move(str(executed), dest / "07_ablation.ipynb")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m samaf_lib.ablation full [--bits 128,256]``: the full grid (``make repro-full``)."""
+    import argparse
+
+    from .paths import project_root
+
+    ap = argparse.ArgumentParser(prog="python -m samaf_lib.ablation", description=main.__doc__)
+    ap.add_argument("profile", choices=["full"], help="the profile to run outside DVC")
+    ap.add_argument("--bits", help="hash sizes, e.g. 128,256 (default: ablation.full_bits of params.yaml)")
+    a = ap.parse_args(argv)
+    try:
+        dest = run_full(project_root(), a.bits)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .io import write_text
@@ -155,10 +156,40 @@ def ablation_table(ablation: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: The full ablation grid's table (``make repro-full``; committed, not made by a stage).
+FULL_ABLATION = Path("reports") / "ablation_full" / "ablation.csv"
+
+
+def load_full_ablation(root: str | os.PathLike, default_rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The full ablation grid, when it was measured on the same study model as this run; else an empty frame.
+
+    The grid runs outside the pipeline, so it may be older than the run that writes the report. It is shown only
+    if every variant it shares with the ``ablation`` stage (the study's model, the random projection at the
+    study's bits) has the same validation and test top-1 in both tables. Returns the table and a note for the
+    reader (empty when the grid is shown).
+    """
+    path = Path(root) / FULL_ABLATION
+    rerun = "run `make repro-full` (hours on two cores) to measure it on this run's data and model"
+    if not path.exists() or not path.stat().st_size:
+        return pd.DataFrame(), f"The full ablation grid has not been run: {rerun}."
+    full = pd.read_csv(path)
+    shared = sorted(set(full.get("variant", ())) & set(default_rows.get("variant", ())))
+    cols = ["val_top1", "top1"]
+    if shared:
+        a = full.set_index("variant").loc[shared, cols].to_numpy()
+        b = default_rows.set_index("variant").loc[shared, cols].to_numpy()
+        if np.array_equal(a, b):
+            return full, ""
+    return pd.DataFrame(), (f"The full ablation grid in `{FULL_ABLATION.parent.as_posix()}/` was measured on "
+                            f"another data set or study model than this run (the variants it shares with this "
+                            f"run's ablation, {', '.join(shared) or 'none'}, differ): {rerun}.")
+
+
 def results_markdown(headline: pd.DataFrame, claims: pd.DataFrame, metrics: dict, params: dict,
                      figures: list[str], ablation: pd.DataFrame | None = None,
                      hops: pd.DataFrame | None = None, paired: pd.DataFrame | None = None,
-                     fidelity: pd.DataFrame | None = None) -> str:
+                     fidelity: pd.DataFrame | None = None, ablation_full: bool = False,
+                     ablation_note: str = "") -> str:
     """The README's results section: data and protocol, the headline table, SAMAF's paired differences per query
     length, the systems' fidelity, the claims, the SAMAF ablation and reference-hop curve when given, and figures.
     It holds no date and no timing, so a rerun of the same commit writes the same text."""
@@ -188,10 +219,16 @@ def results_markdown(headline: pd.DataFrame, claims: pd.DataFrame, metrics: dict
     lines += ["The paper's claims on our data:", "", claims[["claim", "verdict", "evidence"]].to_markdown(index=False),
               ""]
     if ablation is not None and not ablation.empty:
-        profile = params.get("ablation", {}).get("profile", "?")
-        lines += [(f"SAMAF ablation (`notebooks/07_ablation.ipynb`; profile `{profile}`): validation top-1 picks "
-                   "nothing here, it is shown beside the test top-1 at the calibrated thresholds; the length columns "
-                   "are test top-1."), "", ablation_table(ablation).to_markdown(index=False), ""]
+        a = params.get("ablation", {})
+        grid_bits = sorted(set(ablation.bits[ablation.get("study_model", 0) == 0]))
+        which = (f"the full grid, `make repro-full`, at {', '.join(map(str, grid_bits))} bits"
+                 if ablation_full else f"profile `{a.get('profile', '?')}`")
+        lines += [(f"SAMAF ablation (`notebooks/07_ablation.ipynb`; {which}; every trained variant has the study "
+                   "model's epoch budget and early stopping): validation top-1 picks nothing here, it is shown beside "
+                   "the test top-1 at the calibrated thresholds; the length columns are test top-1."), "",
+                  ablation_table(ablation).to_markdown(index=False), ""]
+        if ablation_note:
+            lines += [ablation_note, ""]
     if hops is not None and not hops.empty:
         lines += [("Reference hop of the study's model on the validation task (top-1 at 5 % FPR against bits "
                    "stored per second):"), "", hops.round(3).to_markdown(index=False), ""]

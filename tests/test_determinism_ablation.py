@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,9 +81,60 @@ def test_ablation_grids():
     assert len([v for v in full.values() if v["kind"] == "train" and v["form"] == "working"]) == 12
     assert {"literal-128", "literal-256", "random-128", "random-256"} <= set(full)
     assert full["128-mse+hash+entropy-plain"]["cmn"] is False and full["128-mse"]["cmn"] is True
-    assert set(ablation.variants("default")) == {"literal-128", "random-128"}
-    with pytest.raises(ValueError, match="profile"):
+    half = ablation.variants("full", (128,))
+    assert len(half) == 8 and all(v["bits"] == 128 for v in half.values())
+    # the default trains nothing: the random projection at the study's bits beside the study's model
+    assert ablation.variants("default") == {"random-128": {"kind": "random", "bits": 128, "cmn": True}}
+    assert set(ablation.variants("default", study_bits=64)) == {"random-64"}
+    with pytest.raises(ValueError, match="ablation.profile"):
         ablation.variants("huge")
+
+
+@pytest.mark.parametrize("text", ["", "128,abc", "12", "0", "-8", "128;256"])
+def test_full_bits_must_be_multiples_of_8(text):
+    with pytest.raises(ValueError, match="ablation.full_bits"):
+        ablation.parse_bits(text)
+
+
+def test_full_bits_parse():
+    assert ablation.parse_bits("128, 256") == (128, 256)
+    assert ablation.parse_bits(128) == (128,)
+    assert ablation.parse_bits("256,128,256") == (256, 128)
+
+
+def test_full_grid_takes_the_ablation_stage_settings():
+    """`make repro-full` passes the notebook every parameter the ablation stage passes, filled in from params.yaml."""
+    import json
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    stage = yaml.safe_load((root / "dvc.yaml").read_text())
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    args = ablation.stage_parameters(stage, params)
+    assert args["profile"] == params["ablation"]["profile"] and args["output"] == "."
+    assert args["epochs"] == str(params["train"]["epochs"]) and args["study_loss"] == params["hash"]["loss"]
+    assert args["temperature"] == str(params["loss"]["temperature"])
+    assert not any("$" in v for v in args.values())
+    cell = next(c for c in json.loads((root / "notebooks" / "07_ablation.ipynb").read_text())["cells"]
+                if "parameters" in c["metadata"].get("tags", []))
+    declared = {line.split("=")[0].strip() for line in "".join(cell["source"]).splitlines() if "=" in line}
+    assert set(args) | {"full_bits", "tag"} <= declared, set(args) - declared
+    with pytest.raises(KeyError, match="train.epochs"):
+        ablation.stage_parameters(stage, {**params, "train": {}})
+
+
+def test_full_grid_needs_the_pipeline_first(tmp_path, capsys):
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("params.yaml", "dvc.yaml"):
+        shutil.copy2(root / name, tmp_path / name)
+    with pytest.raises(FileNotFoundError, match="dvc repro"):
+        ablation.run_full(tmp_path)
+    with pytest.raises(ValueError, match="--bits"):
+        ablation.run_full(tmp_path, bits="100")
+    assert not (tmp_path / "reports" / "ablation_full").exists()
 
 
 def test_cmn_removes_a_fixed_channel():

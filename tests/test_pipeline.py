@@ -167,3 +167,35 @@ def test_notebooks_alone_leave_the_pipeline_outputs_untouched(smoke):
     assert (root / "scratch" / "data" / "corpus" / "metadata.csv").exists()
     status = subprocess.run([str(BIN / "dvc"), "status"], cwd=root, env=_env(root), capture_output=True, text=True)
     assert status.returncode == 0 and "changed" not in status.stdout, status.stdout
+
+
+@pytest.mark.full
+def test_repro_full_runs_the_grid_and_the_report_shows_it(smoke):
+    """`make repro-full` (last: it rewrites outputs): the grid at ablation.full_bits, the report and README with
+    it, and nothing left for `dvc repro` to do."""
+    import pandas as pd
+
+    from samaf_lib import ablation, executed
+
+    root = smoke["root"]
+    env = _env(root)
+    venv = BIN.parent
+    proc = subprocess.run(["make", "-o", f"{venv}/.installed", "repro-full", f"VENV={venv}"], cwd=root, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    bits = ablation.parse_bits(yaml.safe_load((root / "params.yaml").read_text())["ablation"]["full_bits"])
+    table = pd.read_csv(root / "reports" / "ablation_full" / "ablation.csv")
+    grid = ablation.variants("full", bits)
+    assert list(table.variant[1:]) == list(grid) and table.study_model.tolist() == [1] + [0] * len(grid)
+    assert table.top1.between(0, 1).all() and table.val_top1.between(0, 1).all()
+    curves = pd.read_csv(root / "reports" / "ablation_full" / "curves.csv")
+    assert set(curves.variant) == {n for n, v in grid.items() if v["kind"] == "train"}
+    nb = json.loads((root / "reports" / "ablation_full" / "07_ablation.ipynb").read_text())
+    assert executed.problems(nb) == [] and '"start_time"' not in json.dumps(nb)
+    assert not list((root / "reports").glob(".ablation_full-*")), "a work folder left behind"
+    sizes = ", ".join(map(str, bits))
+    for doc in ("docs/results.md", "README.md"):
+        text = (root / doc).read_text()
+        assert f"the full grid, `make repro-full`, at {sizes} bits" in text and f"literal-{bits[0]}" in text, doc
+    again = subprocess.run([str(BIN / "dvc"), "repro"], cwd=root, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout

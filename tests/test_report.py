@@ -69,6 +69,37 @@ def test_results_markdown_has_the_tables_and_no_date_or_timing():
     assert "x real time" not in md and "query ms" not in md
 
 
+def _ablation_rows(variants, val, test):
+    return pd.DataFrame({"variant": variants, "bits": 128, "loss_terms": "mse+hash+entropy", "form": "working",
+                         "cmn": 1, "balance": 0.1, "val_top1": val, "top1": test, "fpr": 0.05, "top1_1s": test,
+                         "study_model": [1] + [0] * (len(variants) - 1)})
+
+
+def test_full_ablation_is_shown_only_when_it_measured_this_run(tmp_path):
+    default = _ablation_rows(["128-mse+hash+entropy", "random-128"], [0.8, 0.7], [0.77, 0.74])
+    full, note = report.load_full_ablation(tmp_path, default)
+    assert full.empty and "make repro-full" in note and "not been run" in note
+    path = tmp_path / report.FULL_ABLATION
+    path.parent.mkdir(parents=True)
+    grid = _ablation_rows(["128-mse+hash+entropy", "128-mse", "literal-128", "random-128"], [0.8, 0.6, 0.5, 0.7],
+                          [0.77, 0.6, 0.7, 0.74])
+    grid.to_csv(path, index=False)
+    full, note = report.load_full_ablation(tmp_path, default)
+    assert list(full.variant) == list(grid.variant) and note == ""
+    stale = grid.assign(top1=[0.70, 0.6, 0.7, 0.74])  # the study's model of another run
+    stale.to_csv(path, index=False)
+    full, note = report.load_full_ablation(tmp_path, default)
+    assert full.empty and "128-mse+hash+entropy" in note and "make repro-full" in note
+    params = {"ablation": {"profile": "default"}, "hash": {}, "data": {}, "queries": {}}
+    claims = pd.DataFrame({"claim": ["a"], "verdict": ["holds"], "evidence": ["x"]})
+    md = report.results_markdown(pd.DataFrame({"system": ["samaf"]}), claims, {}, params, [], ablation=grid,
+                                 ablation_full=True)
+    assert "the full grid, `make repro-full`, at 128 bits" in md and "literal-128" in md
+    md = report.results_markdown(pd.DataFrame({"system": ["samaf"]}), claims, {}, params, [], ablation=default,
+                                 ablation_note=note)
+    assert "profile `default`" in md and note in md
+
+
 def test_sync_readme_copies_the_results_section_and_check_reports_a_stale_one(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "results.md").write_text("## Results\n\n| samaf | 0.7 |\n\n![headline](figures/headline.png)\n")
