@@ -18,7 +18,7 @@ Three measurements, each on one CPU thread (``OMP_NUM_THREADS=1`` and friends in
    into databases loaded with 10^4 ... 10^6 stored windows of random codes (median of 10 adds; ``first_query_ms``
    is the first identify after them, which enters the new codes into the Hamming index in one batch).
 
-The SAMAF model is ``models/samaf-128-mse+hash+entropy/best.pt`` when the pipeline has trained it, otherwise an
+The SAMAF model is the study's (``samaf_lib.cli.DEFAULT_MODEL``) when the pipeline has trained it, otherwise an
 untrained model of the same shape (128 bits, seed 0, standardisation fitted on the generated speech) saved as a
 checkpoint in a temporary folder and passed with ``--model``: speed does not depend on the weights.
 

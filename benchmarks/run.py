@@ -206,7 +206,7 @@ def samaf_settings() -> dict[str, Any]:
 
 
 def samaf_model(base: np.ndarray) -> tuple[Any, dict[str, Any]]:
-    """The trained model (``models/samaf-128-mse+hash+entropy/best.pt``) if there is one, else an untrained one.
+    """The trained model (``samaf_lib.cli.DEFAULT_MODEL``, the study's) if there is one, else an untrained one.
 
     The untrained model (128 bits, seed 0) gets standardisation statistics from the base recording, so its codes
     vary; its speed is that of a trained model of the same size, its codes are not robust.

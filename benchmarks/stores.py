@@ -45,13 +45,15 @@ from pathlib import Path
 
 import numpy as np
 
+from samaf_lib.paths import study_checkpoint
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 SR = 16000
 CLIP_S = 8.0
 #: 8-s stretches per synthetic reference (5 min).
 SYN_CLIPS = 37
-TRAINED = ROOT / "models" / "samaf-128-mse+hash+entropy" / "best.pt"
+TRAINED = ROOT / study_checkpoint(128)
 
 
 def _clip(name: str, i: int) -> np.ndarray:

@@ -22,12 +22,14 @@ from __future__ import annotations
 import math
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .model import SAMAF
+from .paths import ABLATION_FULL_TAG
 
 #: Our additions, switched together in the grid: (model.cmn, loss.balance_weight) when on.
 OURS_ON = {"cmn": True, "balance_weight": 0.1}
@@ -42,15 +44,16 @@ def variant_name(bits: int, loss_terms: str, ours: bool) -> str:
     return f"{bits}-{loss_terms}" + ("" if ours else "-plain")
 
 
-def parse_bits(text: str | int, key: str = "ablation.full_bits") -> tuple[int, ...]:
-    """``"128,256"`` -> ``(128, 256)``: the hash sizes of the full grid.
+def parse_bits(text: str | int | Sequence[int | str], key: str = "ablation.full_bits") -> tuple[int, ...]:
+    """``"128,256"`` (or ``[128, 256]``) -> ``(128, 256)``: the hash sizes of the full grid.
 
     Raises
     ------
     ValueError
         Naming ``key``: an empty list, or a size that is not a positive multiple of 8.
     """
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    items = text if isinstance(text, (list, tuple)) else str(text).split(",")
+    parts = [str(p).strip() for p in items if str(p).strip()]
     out = []
     for p in parts:
         if not p.isdigit() or int(p) <= 0 or int(p) % 8:
@@ -82,7 +85,7 @@ def variants(profile: str, bits: tuple[int, ...] | None = None, study_bits: int 
     if profile == "default":
         return {f"random-{study_bits}": {"kind": "random", "bits": int(study_bits), "cmn": True}}
     out: dict[str, dict] = {}
-    for b in parse_bits(",".join(map(str, bits)) if bits else "128,256"):
+    for b in parse_bits(bits if bits else "128,256"):
         for terms in ("mse", "mse+hash", "mse+hash+entropy"):
             for ours in (True, False):
                 out[variant_name(b, terms, ours)] = {"kind": "train", "bits": b, "loss_terms": terms,
@@ -159,7 +162,7 @@ def measure_variant(name: str, model: SAMAF, meta, manifest, corpus_dir, query_d
 
 
 #: Where the full grid writes, under the project root: ``reports/<TAG>/`` and ``models/<TAG>/``.
-FULL_TAG = "ablation_full"
+FULL_TAG = ABLATION_FULL_TAG
 _PARAM = re.compile(r'-p\s+(\w+)\s+("?)(\$\{[\w.]+\}|[^\s"]+)\2')
 
 

@@ -48,13 +48,14 @@ from pathlib import Path
 from typing import Any
 
 from . import store
+from .paths import study_checkpoint
 
 #: File suffixes ``index`` picks up (lower-cased).
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 #: Rate every file is converted to before fingerprinting or identification.
 LOAD_SR = 16000
 #: Where the pipeline's training stage leaves the model ``--system samaf`` uses by default (under the project root).
-DEFAULT_MODEL = "models/samaf-128-mse+hash+entropy/best.pt"
+DEFAULT_MODEL = study_checkpoint(128)
 #: Tag of the manifest written beside every database.
 MANIFEST_FORMAT = "samaf-cli-manifest-v1"
 #: Systems, in the order :func:`detect_system` tries them on a database that lost its manifest (SAMAF last: torch).

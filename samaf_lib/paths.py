@@ -67,3 +67,16 @@ def shown(path: str | os.PathLike) -> str:
         return p.resolve().relative_to(project_root()).as_posix()
     except ValueError:
         return p.name
+
+
+#: The paper terms of the model the study evaluates as "samaf" (params.yaml ``hash.loss``; a test keeps the two equal):
+#: reconstruction alone with our additions, the best variant of the 128-bit ablation grid on the validation task
+#: (docs/samaf.md, "Which loss the study's model uses").
+STUDY_LOSS = "mse"
+#: Folder (under ``models/`` and ``reports/``) of the full ablation grid, ``make repro-full``.
+ABLATION_FULL_TAG = "ablation_full"
+
+
+def study_checkpoint(bits: int = 128, loss: str = STUDY_LOSS) -> str:
+    """Where the training stage leaves a model, relative to the project root: ``models/samaf-<bits>-<loss>/best.pt``."""
+    return f"models/samaf-{int(bits)}-{loss}/best.pt"

@@ -100,6 +100,25 @@ def test_full_bits_parse():
     assert ablation.parse_bits("128, 256") == (128, 256)
     assert ablation.parse_bits(128) == (128,)
     assert ablation.parse_bits("256,128,256") == (256, 128)
+    assert ablation.parse_bits([128, "256"]) == (128, 256) and ablation.parse_bits((64,)) == (64,)
+    assert list(ablation.variants("full", (64,))) == list(ablation.variants("full", "64"))
+    with pytest.raises(ValueError, match="--bits"):
+        ablation.parse_bits([128, 100], key="--bits")
+
+
+def test_study_loss_is_one_setting():
+    """The checkpoint the CLI, the SAMAF system and the benchmarks load is the one the pipeline trains and
+    evaluates: params.yaml's hash.loss, trained by the train matrix, equals samaf_lib.paths.STUDY_LOSS."""
+    import yaml
+
+    from samaf_lib import cli, paths
+    from samaf_lib.systems import samaf
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    assert params["hash"]["loss"] == paths.STUDY_LOSS and paths.STUDY_LOSS in params["train"]["losses"]
+    assert params["hash"]["bits"] in params["train"]["bits"]
+    expect = f"models/samaf-{params['hash']['bits']}-{params['hash']['loss']}/best.pt"
+    assert cli.DEFAULT_MODEL == expect == samaf.DEFAULT_CHECKPOINT.format(bits=params["hash"]["bits"])
 
 
 def test_full_grid_takes_the_ablation_stage_settings():

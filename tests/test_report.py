@@ -100,6 +100,24 @@ def test_full_ablation_is_shown_only_when_it_measured_this_run(tmp_path):
     assert "profile `default`" in md and note in md
 
 
+def test_ablation_table_marks_the_study_model_from_params():
+    """The grid may have been run while another variant was the study's model: the name from params.yaml decides
+    which row is marked "(study)" and printed first, not the grid's own column."""
+    grid = _ablation_rows(["128-mse+hash+entropy", "128-mse", "random-128"], [0.8, 0.87, 0.7], [0.77, 0.83, 0.74])
+    own = report.ablation_table(grid)
+    assert own.variant.tolist() == ["128-mse+hash+entropy (study)", "128-mse", "random-128"]
+    study = report.study_variant({"hash": {"bits": 128, "loss": "mse"}})
+    assert study == "128-mse"
+    shown = report.ablation_table(grid, study)
+    assert shown.variant.tolist() == ["128-mse (study)", "128-mse+hash+entropy", "random-128"]
+    assert shown["val top-1"].tolist() == ["0.870", "0.800", "0.700"]
+    params = {"ablation": {"profile": "default"}, "hash": {"bits": 128, "loss": "mse"}, "data": {}, "queries": {}}
+    claims = pd.DataFrame({"claim": ["a"], "verdict": ["holds"], "evidence": ["x"]})
+    md = report.results_markdown(pd.DataFrame({"system": ["samaf"]}), claims, {}, params, [], ablation=grid,
+                                 ablation_full=True)
+    assert "| 128-mse (study)" in md and "(study)" not in md.split("128-mse (study)")[1]
+
+
 def test_sync_readme_copies_the_results_section_and_check_reports_a_stale_one(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "results.md").write_text("## Results\n\n| samaf | 0.7 |\n\n![headline](figures/headline.png)\n")

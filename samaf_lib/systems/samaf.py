@@ -53,14 +53,14 @@ from ..audio import SILENCE_RMS, AudioError, check_audio, resample, rms
 from ..features import MFCCConfig, mfcc_frames, window_starts, windows_from_frames
 from ..hashing import INDEX_KINDS, HammingIndex, _as_numpy, hamming, pack
 from ..numpy_encoder import NumpyEncoder
-from ..paths import project_root
+from ..paths import STUDY_LOSS, project_root
 from .base import NO_MATCH, Match, check_record
 
 if TYPE_CHECKING:  # torch and samaf_lib.model (which imports torch) are imported where a model is built, run or
     from ..model import SAMAF  # loaded: over a second of start-up that describing a database does not need
 
 #: Where ``make repro`` leaves the trained model, relative to the project root (``{bits}`` filled in).
-DEFAULT_CHECKPOINT = "models/samaf-{bits}-mse+hash+entropy/best.pt"
+DEFAULT_CHECKPOINT = "models/samaf-{bits}-" + STUDY_LOSS + "/best.pt"
 _FORMAT = "samaf-system-v1"
 #: The verification scan looks this far (s) around each voted offset of a candidate reference.
 SCAN_RADIUS_S = 3.0
