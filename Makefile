@@ -7,7 +7,7 @@ KERNEL := samaf-study
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup repro repro-full exp-show smoke test test-full test-unit test-notebooks lab bench strip clean-venv
+.PHONY: setup repro repro-full exp-show smoke test test-full test-unit test-notebooks lab bench check-numerics strip clean-venv
 
 setup: $(STAMP)
 
@@ -55,6 +55,10 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python -m samaf_lib.numerics $(BIN)/python benchmarks/train_epoch.py
+
+## whether this machine computes the committed run's numbers (numpy, MFCCs, torch) under the pipeline's pins
+check-numerics: $(STAMP)
+	$(BIN)/python -m samaf_lib.numerics_check
 
 ## strip notebook outputs on disk (run before committing a notebook)
 strip: $(STAMP)

@@ -12,31 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from samaf_lib import numerics
+from samaf_lib import numerics, numerics_check
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# A fixed computation through numpy's vector loops, librosa's MFCCs (OpenBLAS) and a torch LSTM with its backward
-# pass (ATen, MKL); its digest under the pins, as an AVX2 machine computes it natively.
-GOLDEN = r"""
-import hashlib, numpy as np, torch, librosa
-torch.set_num_threads(1)
-rng = np.random.default_rng(7)
-x = rng.standard_normal(16000).astype(np.float32)
-h = hashlib.md5()
-h.update(np.log1p(np.exp(x)).tobytes()); h.update(np.log10(np.abs(x) + 1e-3).tobytes())
-m = librosa.feature.mfcc(y=x, sr=16000, n_mfcc=13, n_fft=512, win_length=400, hop_length=160, n_mels=40)
-h.update(m.astype(np.float32).tobytes())
-torch.manual_seed(7)
-lstm, lin = torch.nn.LSTM(13, 64, batch_first=True), torch.nn.Linear(64, 128)
-inp = torch.from_numpy(np.ascontiguousarray(m.T[None, :100]))
-z = torch.tanh(lin(lstm(inp)[0]))
-z.square().mean().backward()
-h.update(z.detach().numpy().tobytes()); h.update(lstm.weight_ih_l0.grad.numpy().tobytes())
-print(h.hexdigest())
-"""
-GOLDEN_MD5 = "f6570ae13578b2a92915eb4d14358de0"
-
 
 def _cpu_flags() -> set[str]:
     try:
@@ -55,8 +33,8 @@ def _x86_avx2() -> bool:
 
 def _run_pinned(code: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in numerics.PINS and k != numerics.SWITCH}
-    # a caller's own thread counts are overridden: OpenBLAS on one thread sums a matrix product in another order
-    # than on two, and the golden digest is that of two, the count the pins set
+    # a caller's own thread counts are overridden by the pins' (OpenBLAS on one thread sums a product in another
+    # order than on two)
     env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     out = subprocess.run([sys.executable, "-m", "samaf_lib.numerics", sys.executable, "-c", code], env=env,
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -92,11 +70,37 @@ def test_a_pinned_process_runs_the_avx2_kernels():
     assert not [t for t in seen["numpy_dispatch"] if t == "X86_V4" or t.startswith("AVX512")]
 
 
-@pytest.mark.skipif(not _x86_avx2(), reason="the golden digest is that of the AVX2 kernels")
-def test_a_pinned_process_computes_the_avx2_bytes():
-    """On an AVX-512 machine the same code gives another digest without the pins (21c67238... on the one the
-    golden digest was taken on); with them it gives what an AVX2 machine gives."""
-    assert _run_pinned(GOLDEN) == GOLDEN_MD5
+def test_the_pinned_probe_ignores_the_callers_thread_counts_and_load():
+    """Two pinned processes, one started with one thread per library and one with seven while another process keeps
+    a core busy, compute the same digests: the pins fix the thread counts, and load changes nothing. Without the
+    pins one thread gives other MFCC bytes than two (OpenBLAS splits its products by thread)."""
+    one = {k: v for k, v in os.environ.items() if k not in numerics.PINS and k != numerics.SWITCH}
+    one.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    seven = {**one, "OMP_NUM_THREADS": "7", "OPENBLAS_NUM_THREADS": "7", "MKL_NUM_THREADS": "7"}
+    quiet = numerics_check.probe(one)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        loaded = numerics_check.probe(seven)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert set(quiet) == set(numerics_check.COMMITTED)
+    assert quiet == loaded
+
+
+def test_the_check_reports_every_part_and_its_exit_status_follows():
+    out = subprocess.run([sys.executable, "-m", "samaf_lib.numerics_check"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode in (0, 1), out.stderr
+    lines = out.stdout.splitlines()
+    marks = {line.split()[0]: ("DIFFERS" not in line) for line in lines[:len(numerics_check.COMMITTED)]}
+    assert set(marks) == set(numerics_check.COMMITTED)
+    assert out.returncode == (0 if all(marks.values()) else 1)
+    assert numerics_check.compare(numerics_check.COMMITTED) == dict.fromkeys(numerics_check.COMMITTED, True)
+    assert not all(numerics_check.compare({**numerics_check.COMMITTED, "torch": "0" * 32}).values())
+    bad = subprocess.run([sys.executable, "-m", "samaf_lib.numerics_check"], cwd=ROOT, capture_output=True,
+                         text=True, env={**os.environ, numerics.SWITCH: "fast"})
+    assert bad.returncode == 2 and "SAMAF_NUMERICS" in bad.stderr
 
 
 def test_every_stage_runs_its_notebook_through_the_pins_and_depends_on_them():
