@@ -24,10 +24,11 @@ repro: $(STAMP)
 	$(BIN)/python -m samaf_lib.report readme
 
 ## the pipeline, then the whole SAMAF ablation grid (docs/samaf.md; hours on 2 cores) into reports/ablation_full/
-## (committed), then the report and the README with it; BITS=128 runs one of the sizes of ablation.full_bits
+## (committed), then the report and the README with it; BITS=128 runs one of the sizes of ablation.full_bits,
+## ONLY=256-mse,random-256 just those variants (the committed table's other rows are kept)
 repro-full: $(STAMP)
 	$(BIN)/dvc repro
-	$(BIN)/python -m samaf_lib.ablation full $(if $(BITS),--bits $(BITS))
+	$(BIN)/python -m samaf_lib.ablation full $(if $(BITS),--bits $(BITS)) $(if $(ONLY),--only $(ONLY))
 	$(BIN)/dvc repro
 	$(BIN)/python -m samaf_lib.report readme
 

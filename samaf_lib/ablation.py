@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .model import SAMAF
@@ -92,6 +93,35 @@ def variants(profile: str, bits: tuple[int, ...] | None = None, study_bits: int 
                                                      "form": "working", **(OURS_ON if ours else OURS_OFF)}
         out[f"literal-{b}"] = {"kind": "train", "bits": b, "loss_terms": "mse+hash+entropy", **LITERAL}
         out[f"random-{b}"] = {"kind": "random", "bits": b, "cmn": True}
+    return out
+
+
+def select_variants(grid: dict[str, dict], only: str | Sequence[str] = "") -> dict[str, dict]:
+    """The variants of ``grid`` named in ``only`` (a comma list or a sequence; empty: all of them), in grid order.
+
+    Raises
+    ------
+    ValueError
+        A name that is not in the grid, listing the names it has.
+    """
+    names = [n.strip() for n in (only.split(",") if isinstance(only, str) else only) if n.strip()]
+    unknown = [n for n in names if n not in grid]
+    if unknown:
+        raise ValueError(f"--only: {', '.join(unknown)} not in the grid; its variants are {', '.join(grid)}")
+    return {n: v for n, v in grid.items() if not names or n in names}
+
+
+def merge_tables(old: pd.DataFrame, new: pd.DataFrame, key: str = "variant") -> pd.DataFrame:
+    """``new``'s rows, then ``old``'s rows of variants that ``new`` does not have, ordered by bits as first seen.
+
+    Used when a run measured part of the grid: the rows it did not measure are kept from the earlier run.
+    """
+    kept = old[~old[key].isin(set(new[key]))] if len(old) else old
+    out = pd.concat([new, kept], ignore_index=True) if len(kept) else new.reset_index(drop=True)
+    if "bits" in out.columns:
+        first = {k: i for i, k in enumerate(dict.fromkeys(out[key]))}
+        out = out.assign(_b=out["bits"].rank(method="dense"), _o=out[key].map(first))
+        out = out.sort_values(["_b", "_o"], kind="stable").drop(columns=["_b", "_o"]).reset_index(drop=True)
     return out
 
 
@@ -193,10 +223,13 @@ def stage_parameters(dvc_yaml: dict, params: dict, stage: str = "ablation") -> d
     return out
 
 
-def run_full(root: Path, bits: str | None = None) -> Path:
+def run_full(root: Path, bits: str | None = None, only: str = "") -> Path:
     """Run the full grid with the settings of ``root``'s ``params.yaml``; returns ``reports/ablation_full/``.
 
-    ``bits`` (``"128"``, ``"128,256"``) overrides ``ablation.full_bits``. The notebook runs under papermill in a
+    ``bits`` (``"128"``, ``"128,256"``) overrides ``ablation.full_bits``; ``only`` (``"256-mse,random-256"``) runs
+    just those variants of the grid. The study's model is measured in every run; when it measures the same as in
+    the committed table (same model and data), the rows of the variants this run did not measure are kept from that
+    table, otherwise the table is replaced. The notebook runs under papermill in a
     process with the numerics of every pipeline stage (:mod:`samaf_lib.numerics`); the executed notebook is cleaned
     of its time stamps and kept beside the table.
 
@@ -220,13 +253,16 @@ def run_full(root: Path, bits: str | None = None) -> Path:
     full_bits = parse_bits(bits if bits is not None else params.get("ablation", {}).get("full_bits", "128,256"),
                            key="ablation.full_bits" if bits is None else "--bits")
     args = stage_parameters(stage, params)
+    names = select_variants(variants("full", full_bits, study_bits=int(args["study_bits"])), only)
     study = root / "models" / f"samaf-{args['study_bits']}-{args['study_loss']}" / "best.pt"
     for need in (study, root / "data" / "clusters" / "train.npz"):
         if not need.exists():
             raise FileNotFoundError(f"{need.relative_to(root)} is missing: the full ablation reads the pipeline's "
                                     "outputs; run `dvc repro` (or `make repro`) first")
-    args.update(profile="full", full_bits=",".join(map(str, full_bits)), tag=FULL_TAG)
+    args.update(profile="full", full_bits=",".join(map(str, full_bits)), tag=FULL_TAG, only=",".join(names))
     dest = root / "reports" / FULL_TAG
+    old = {f: pd.read_csv(dest / f) for f in ("ablation.csv", "curves.csv")
+           if (dest / f).exists() and (dest / f).stat().st_size}
     work = Path(tempfile.mkdtemp(prefix=".ablation_full-", dir=root / "reports"))
     try:
         executed = work / "07_ablation.ipynb"
@@ -238,9 +274,27 @@ def run_full(root: Path, bits: str | None = None) -> Path:
         subprocess.run(cmd, cwd=root, check=True)
         subprocess.run([sys.executable, "-m", "samaf_lib.executed", "clean", str(executed)], cwd=root, check=True)
         shutil.move(str(executed), dest / "07_ablation.ipynb")
+        _keep_unmeasured(dest, old, study=f"{args['study_bits']}-{args['study_loss']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return dest
+
+
+def _keep_unmeasured(dest: Path, old: dict, study: str) -> None:
+    """Put back the rows of ``old`` (file name -> table) that this run did not measure, if its study row matches."""
+    from .io import write_csv
+
+    if "ablation.csv" not in old:
+        return
+    new = pd.read_csv(dest / "ablation.csv")
+    cols = ["val_top1", "top1"]
+    a, b = old["ablation.csv"].set_index("variant"), new.set_index("variant")
+    if study not in a.index or study not in b.index or not np.array_equal(a.loc[[study], cols].to_numpy(),
+                                                                            b.loc[[study], cols].to_numpy()):
+        return  # another model or data set: the earlier rows no longer describe this run
+    write_csv(dest / "ablation.csv", merge_tables(old["ablation.csv"], new))
+    if "curves.csv" in old:
+        write_csv(dest / "curves.csv", merge_tables(old["curves.csv"], pd.read_csv(dest / "curves.csv")))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,9 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m samaf_lib.ablation", description=main.__doc__)
     ap.add_argument("profile", choices=["full"], help="the profile to run outside DVC")
     ap.add_argument("--bits", help="hash sizes, e.g. 128,256 (default: ablation.full_bits of params.yaml)")
+    ap.add_argument("--only", default="", help="run just these variants of the grid, e.g. 256-mse,random-256 "
+                                                "(the other rows of the committed table are kept)")
     a = ap.parse_args(argv)
     try:
-        dest = run_full(project_root(), a.bits)
+        dest = run_full(project_root(), a.bits, a.only)
     except (ValueError, FileNotFoundError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

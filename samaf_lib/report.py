@@ -249,7 +249,9 @@ def results_markdown(headline: pd.DataFrame, claims: pd.DataFrame, metrics: dict
         a = params.get("ablation", {})
         study = study_variant(params)
         grid_bits = sorted(set(ablation.bits[ablation.variant != study]))
-        which = (f"the full grid, `make repro-full`, at {', '.join(map(str, grid_bits))} bits"
+        counts = ablation.bits.value_counts()
+        sizes = ", ".join(f"{b} bits ({counts[b]} variants)" for b in grid_bits)
+        which = (f"the full grid, `make repro-full`, at {sizes}"
                  if ablation_full else f"profile `{a.get('profile', '?')}`")
         lines += [(f"SAMAF ablation (`notebooks/07_ablation.ipynb`; {which}; every trained variant has the study "
                    "model's epoch budget and early stopping): validation top-1 picks nothing here, it is shown beside "

@@ -156,6 +156,50 @@ def test_full_grid_needs_the_pipeline_first(tmp_path, capsys):
     assert not (tmp_path / "reports" / "ablation_full").exists()
 
 
+def test_part_of_the_grid_can_be_run_and_its_rows_merged(tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("params.yaml", "dvc.yaml"):
+        shutil.copy2(root / name, tmp_path / name)
+
+    full = ablation.variants("full", (128, 256))
+    assert list(ablation.select_variants(full, "")) == list(full)
+    assert list(ablation.select_variants(full, "random-256, 256-mse")) == ["256-mse", "random-256"]
+    assert list(ablation.select_variants(full, ["literal-128"])) == ["literal-128"]
+    with pytest.raises(ValueError, match="512-mse"):
+        ablation.select_variants(full, "256-mse,512-mse")
+    with pytest.raises(ValueError, match="--only"):
+        ablation.run_full(tmp_path, bits="128", only="256-mse")  # not in the 128-bit grid: refused before any work
+
+    def table(rows):
+        return pd.DataFrame(rows, columns=["variant", "val_top1", "top1", "bits"])
+
+    old = table([("128-mse", 0.8, 0.7, 128), ("128-mse+hash", 0.6, 0.5, 128), ("random-128", 0.5, 0.4, 128)])
+    new = table([("128-mse", 0.8, 0.7, 128), ("256-mse", 0.9, 0.8, 256), ("random-256", 0.6, 0.5, 256)])
+    merged = ablation.merge_tables(old, new)
+    assert merged.variant.tolist() == ["128-mse", "128-mse+hash", "random-128", "256-mse", "random-256"]
+    assert merged.set_index("variant").loc["256-mse", "top1"] == 0.8
+    # the run's rows win over the earlier ones of the same variant
+    assert ablation.merge_tables(old, table([("128-mse", 0.8, 0.7, 128), ("random-128", 0.1, 0.1, 128)])
+                                 ).set_index("variant").loc["random-128", "top1"] == 0.1
+
+    def kept_after(run_rows):
+        dest = tmp_path / "dest"
+        dest.mkdir(exist_ok=True)
+        table(run_rows).to_csv(dest / "ablation.csv", index=False)
+        ablation._keep_unmeasured(dest, {"ablation.csv": old}, study="128-mse")
+        return pd.read_csv(dest / "ablation.csv").variant.tolist()
+
+    # the study's model measured as before: the rows this run did not measure stay
+    assert kept_after([("128-mse", 0.8, 0.7, 128), ("256-mse", 0.9, 0.8, 256)]) == [
+        "128-mse", "128-mse+hash", "random-128", "256-mse"]
+    # another study model or data set: the earlier rows describe another run and go
+    assert kept_after([("128-mse", 0.81, 0.7, 128), ("256-mse", 0.9, 0.8, 256)]) == ["128-mse", "256-mse"]
+
+
 def test_cmn_removes_a_fixed_channel():
     """A constant added to every cepstral frame (a fixed filter, a gain) leaves the standardised window unchanged."""
     from samaf_lib.model import SAMAF
