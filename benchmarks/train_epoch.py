@@ -36,7 +36,7 @@ def _timed(fn, *args):
     return out, time.perf_counter() - t0, time.process_time() - c0
 
 
-def measure(epochs: int) -> dict:
+def measure(epochs: int, bits: int | None = None) -> dict:
     import numpy as np
     import torch
     import yaml
@@ -70,7 +70,8 @@ def measure(epochs: int) -> dict:
     vset = validation.load_validation_set(meta, data / "corpus", data / validation.VALIDATION_DIR)
     torch.manual_seed(params["seed"])
     torch.set_num_threads(int(tr["threads"]))
-    model = SAMAF(bits=ha["bits"], hidden=mo["hidden"] or None, layers=mo["layers"],
+    bits = int(bits or ha["bits"])
+    model = SAMAF(bits=bits, hidden=mo["hidden"] or None, layers=mo["layers"],
                   reverse_target=bool(mo["reverse_target"]), cmn=bool(mo["cmn"]))
     model.set_standardiser(stats.mean, stats.std)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -90,7 +91,8 @@ def measure(epochs: int) -> dict:
         print(f"epoch {epoch + 1}: train {tw:.1f} s, evaluate {ew:.1f} s, validate {vw:.1f} s "
               f"(total {tw + ew + vw:.1f} s)", flush=True)
     windows = train_X.shape[0] * min(cfg.members, train_X.shape[1])
-    return {"settings": {"epochs": epochs, "threads": int(tr["threads"]), "batch_clusters": cfg.batch_clusters,
+    return {"settings": {"epochs": epochs, "bits": bits, "threads": int(tr["threads"]),
+                         "batch_clusters": cfg.batch_clusters,
                          "members": cfg.members, "train_clusters": int(train_X.shape[0]),
                          "val_clusters": int(val_X.shape[0]), "windows_per_epoch": int(windows),
                          "validation_references": len(vset.refs), "validation_queries": len(vset.queries),
@@ -104,16 +106,21 @@ def measure(epochs: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=int, default=2, help="epochs to time (2)")
+    ap.add_argument("--bits", type=int, default=None,
+                    help="hash size (default hash.bits); e.g. 256 for what an epoch of the grid's 256-bit half costs")
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "bench_train.json")
     args = ap.parse_args(argv)
     if args.epochs < 1:
         ap.error(f"--epochs must be at least 1, got {args.epochs}")
+    if args.bits is not None and (args.bits <= 0 or args.bits % 8):
+        ap.error(f"--bits must be a positive multiple of 8, got {args.bits}")
     sys.path.insert(0, str(ROOT))
-    res = measure(args.epochs)
+    res = measure(args.epochs, args.bits)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1) + "\n")
     m = res["median"]
-    print(f"median epoch: {m['total_s']:.1f} s = train {m['train_s']:.1f} + evaluate {m['evaluate_s']:.1f} + "
+    print(f"median epoch at {res['settings']['bits']} bits: {m['total_s']:.1f} s = train {m['train_s']:.1f} + "
+          f"evaluate {m['evaluate_s']:.1f} + "
           f"validate {m['validate_s']:.1f} s ({res['settings']['windows_per_epoch']:,} windows): {args.out}")
     return 0
 
