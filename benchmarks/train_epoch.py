@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(res, indent=1) + "\n")
     m = res["median"]
     print(f"median epoch at {res['settings']['bits']} bits: {m['total_s']:.1f} s = train {m['train_s']:.1f} + "
-          f"evaluate {m['evaluate_s']:.1f} + "
-          f"validate {m['validate_s']:.1f} s ({res['settings']['windows_per_epoch']:,} windows): {args.out}")
+          f"evaluate {m['evaluate_s']:.1f} + validate {m['validate_s']:.1f} s "
+          f"({res['settings']['windows_per_epoch']:,} windows): {args.out}")
     return 0
 
 

@@ -116,13 +116,10 @@ def merge_tables(old: pd.DataFrame, new: pd.DataFrame, key: str = "variant") -> 
 
     Used when a run measured part of the grid: the rows it did not measure are kept from the earlier run.
     """
-    kept = old[~old[key].isin(set(new[key]))] if len(old) else old
+    kept = old[~old[key].isin(set(new[key]))]
     out = pd.concat([new, kept], ignore_index=True) if len(kept) else new.reset_index(drop=True)
-    if "bits" in out.columns:
-        first = {k: i for i, k in enumerate(dict.fromkeys(out[key]))}
-        out = out.assign(_b=out["bits"].rank(method="dense"), _o=out[key].map(first))
-        out = out.sort_values(["_b", "_o"], kind="stable").drop(columns=["_b", "_o"]).reset_index(drop=True)
-    return out
+    # a stable sort keeps the order rows were first seen in within each hash size
+    return out.sort_values("bits", kind="stable", ignore_index=True) if "bits" in out.columns else out
 
 
 class RandomProjection(SAMAF):
@@ -283,14 +280,13 @@ def run_full(root: Path, bits: str | None = None, only: str = "") -> Path:
 def _keep_unmeasured(dest: Path, old: dict, study: str) -> None:
     """Put back the rows of ``old`` (file name -> table) that this run did not measure, if its study row matches."""
     from .io import write_csv
+    from .report import measured_alike
 
     if "ablation.csv" not in old:
         return
     new = pd.read_csv(dest / "ablation.csv")
-    cols = ["val_top1", "top1"]
-    a, b = old["ablation.csv"].set_index("variant"), new.set_index("variant")
-    if study not in a.index or study not in b.index or not np.array_equal(a.loc[[study], cols].to_numpy(),
-                                                                            b.loc[[study], cols].to_numpy()):
+    if study not in set(old["ablation.csv"].variant) or study not in set(new.variant) or not measured_alike(
+            old["ablation.csv"], new, [study]):
         return  # another model or data set: the earlier rows no longer describe this run
     write_csv(dest / "ablation.csv", merge_tables(old["ablation.csv"], new))
     if "curves.csv" in old:

@@ -187,6 +187,16 @@ def ablation_table(ablation: pd.DataFrame, study: str | None = None) -> pd.DataF
 FULL_ABLATION = Path("reports") / ABLATION_FULL_TAG / "ablation.csv"
 
 
+def measured_alike(a: pd.DataFrame, b: pd.DataFrame, variants: list[str]) -> bool:
+    """Whether two ablation tables give ``variants`` (all present in both) the same validation and test top-1.
+
+    The test of whether two runs of the grid measured the same model on the same data.
+    """
+    cols = ["val_top1", "top1"]
+    return bool(np.array_equal(a.set_index("variant").loc[variants, cols].to_numpy(),
+                               b.set_index("variant").loc[variants, cols].to_numpy()))
+
+
 def load_full_ablation(root: str | os.PathLike, default_rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The full ablation grid, when it was measured on the same study model as this run; else an empty frame.
 
@@ -201,12 +211,8 @@ def load_full_ablation(root: str | os.PathLike, default_rows: pd.DataFrame) -> t
         return pd.DataFrame(), f"The full ablation grid has not been run: {rerun}."
     full = pd.read_csv(path)
     shared = sorted(set(full.get("variant", ())) & set(default_rows.get("variant", ())))
-    cols = ["val_top1", "top1"]
-    if shared:
-        a = full.set_index("variant").loc[shared, cols].to_numpy()
-        b = default_rows.set_index("variant").loc[shared, cols].to_numpy()
-        if np.array_equal(a, b):
-            return full, ""
+    if shared and measured_alike(full, default_rows, shared):
+        return full, ""
     return pd.DataFrame(), (f"The full ablation grid in `{FULL_ABLATION.parent.as_posix()}/` was measured on "
                             f"another data set or study model than this run (the variants it shares with this "
                             f"run's ablation, {', '.join(shared) or 'none'}, differ): {rerun}.")
