@@ -47,6 +47,9 @@ class ValidationSet:
     sr: int
     refs: list = field(default_factory=list)
     queries: list = field(default_factory=list)
+    #: MFCC windows of the references and queries by feature settings and hops (:func:`identification_score`
+    #: computes them once, not every epoch: they do not depend on the model)
+    _windows: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.refs:
@@ -82,6 +85,18 @@ def load_validation_set(meta: pd.DataFrame, corpus_dir: str | os.PathLike, query
         ref = str(q.ref_id) if int(q.positive) else None
         qs.append((load_audio(query_dir / q.path, sr), ref, float(q.length_s), str(q.distortion)))
     return ValidationSet(sr=sr, refs=refs, queries=qs)
+
+
+def _task_windows(fp, vs: ValidationSet) -> tuple[list, list]:
+    """The references' ``(ref_id, windows, times, seconds)`` and the queries' :meth:`~samaf_lib.systems.samaf.
+    SAMAFSystem.query_windows` (``None`` for a query answered without hashing), for ``fp``'s features and hops;
+    computed on the first call and kept in ``vs``."""
+    key = (repr(fp.features), float(fp.params["db_hop_s"]), float(fp.params["query_hop_s"]))
+    if key not in vs._windows:
+        refs = [(ref_id, *fp.reference_windows(ref_id, audio, vs.sr)) for ref_id, audio in vs.refs]
+        queries = [fp.query_windows(audio, vs.sr) for audio, _, _, _ in vs.queries]
+        vs._windows[key] = (refs, queries)
+    return vs._windows[key]
 
 
 def threshold_at_fpr(negative_scores: np.ndarray, target_fpr: float) -> float:
@@ -120,11 +135,22 @@ def identification_score(model, vs: ValidationSet, target_fpr: float = 0.05, **s
 
     params = {k: v for k, v in system_params.items() if k != "min_score"}
     fp = SAMAFSystem(model=model, bits=model.bits, min_score=0.0, **params)
-    for ref_id, audio in vs.refs:
-        fp.add(ref_id, audio, vs.sr)
+    refs, queries = _task_windows(fp, vs)
+    # every window of the task goes through the encoder in one batched pass (the same codes as query by query, up
+    # to the last float bit of a few activations); then each reference is stored and each query searched
+    ref_codes = np.split(fp.encode(np.concatenate([w for _, w, _, _ in refs])),
+                         np.cumsum([w.shape[0] for _, w, _, _ in refs])[:-1])
+    for (ref_id, _, times, seconds), codes in zip(refs, ref_codes):
+        fp.add_record(ref_id, {"codes": codes, "times": times.astype(np.float32), "seconds": np.float64(seconds)})
+    hashed = [q for q in queries if q is not None]
+    q_codes = iter(np.split(fp.encode(np.concatenate([w for w, _, _ in hashed])),
+                            np.cumsum([w.shape[0] for w, _, _ in hashed])[:-1]) if hashed else [])
     rows = []
-    for audio, ref, length, distortion in vs.queries:
-        m = fp.identify(audio, vs.sr)
+    for (_, ref, length, _), prepared in zip(vs.queries, queries):
+        if prepared is None:  # shorter than one window or silent: no answer, as SAMAFSystem.identify
+            rows.append((ref, None, -np.inf, length))
+            continue
+        m = fp.identify_codes(next(q_codes), prepared[1], prepared[2])
         score = float(m.score) if m.ref_id is not None else -np.inf
         rows.append((ref, m.ref_id, score, length))
     neg = np.array([s for r, _, s, _ in rows if r is None])

@@ -315,13 +315,31 @@ class SAMAFSystem:
             raise ValueError(f"ref_id must be a non-empty string, got {ref_id!r}")
         if ref_id in self._ref_pos:
             raise ValueError(f"reference {ref_id!r} is already in the database")
+        windows, times, seconds = self.reference_windows(ref_id, audio, sr)
+        self._store(ref_id, self._encode(windows), times, seconds)
+
+    def reference_windows(self, ref_id: str, audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """What :meth:`add` hashes: the loud MFCC windows of a reference every ``db_hop_s``, their start times and
+        the reference's duration (s). Nothing here depends on the model, so a caller that adds the same audio
+        many times (the validation task of every epoch) computes it once and stores codes with :meth:`add_record`.
+
+        Raises
+        ------
+        AudioError
+            As :meth:`add`.
+        """
         a = check_audio(audio, sr, name=f"reference {ref_id!r}", min_duration_s=self.features.window_s)
         a16 = self._prepare(a, sr)
         windows, times, loud = self._windows(a16, self.params["db_hop_s"])
         if not loud.any():
             raise AudioError(f"reference {ref_id!r}: no 1-s window is louder than the silence level "
                              f"(RMS {SILENCE_RMS:g}); nothing to fingerprint")
-        self._store(ref_id, self._encode(windows[loud]), times[loud], a.size / sr)
+        return windows[loud], times[loud], a.size / sr
+
+    def encode(self, windows: np.ndarray) -> np.ndarray:
+        """Packed codes ``(n, bits / 8)`` uint8 of raw MFCC windows ``(n, 100, 13)`` (of :meth:`reference_windows`
+        or :meth:`query_windows`)."""
+        return self._encode(windows)
 
     def _store(self, ref_id: str, codes: np.ndarray, times: np.ndarray, seconds: float) -> None:
         """Append the windows of a new reference (packed ``codes`` and their start ``times``)."""
@@ -399,21 +417,43 @@ class SAMAFSystem:
         a = check_audio(audio, sr, name="query", min_duration_s=0.0, allow_silence=True)
         if not self._refs:
             return NO_MATCH
+        prepared = self.query_windows(a, sr)
+        if prepared is None:
+            return NO_MATCH
+        windows, times, n_query = prepared
+        return self.identify_codes(self._encode(windows), times, n_query)
+
+    def query_windows(self, audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """What :meth:`identify` hashes: the loud MFCC windows of a query every ``query_hop_s``, their start times
+        and the number of windows the query has, loud or not; ``None`` when :meth:`identify` answers no match
+        without hashing (a query shorter than one window, or silent). Nothing here depends on the model.
+
+        Raises
+        ------
+        AudioError
+            As :meth:`identify`.
+        """
+        a = check_audio(audio, sr, name="query", min_duration_s=0.0, allow_silence=True)
         a16 = self._prepare(a, sr)
         if a16.size < int(round(self.features.window_s * self.features.sr)) or rms(a16) < SILENCE_RMS:
-            return NO_MATCH
+            return None
         windows, times, loud = self._windows(a16, self.params["query_hop_s"])
-        n_query = windows.shape[0]
         if not loud.any():
+            return None
+        return windows[loud], times[loud], int(windows.shape[0])
+
+    def identify_codes(self, codes: np.ndarray, times: np.ndarray, n_query: int) -> Match:
+        """:meth:`identify` for a query already hashed: ``codes`` of :meth:`encode` on the windows of
+        :meth:`query_windows`, with its ``times`` and ``n_query``."""
+        if not self._refs or codes.shape[0] == 0:
             return NO_MATCH
-        codes = self._encode(windows[loud])
         self._sync_index()
         dist, ids = self._index.search(codes, self.params["k"])
-        candidates = self._vote(dist, ids, times[loud], n_query)
+        candidates = self._vote(dist, ids, times, n_query)
         if not candidates:
             return NO_MATCH
         if self.params["verify"] > 0:
-            score, ref, offset = self._verified_best(codes, times[loud], candidates)
+            score, ref, offset = self._verified_best(codes, times, candidates)
         else:
             score, ref, offset = candidates[0]
         offset_s = max(0.0, round(float(offset), 3))
