@@ -9,6 +9,11 @@ A *variant* is a named set of overrides of the study's model and loss settings. 
   (mean-normalised) MFCC window, through the same search and scoring. A learned hash that does not beat it has
   learned nothing useful for identification.
 
+Every trained variant gets the grid's budget (``ablation.epochs``, with the study's early stopping). The study's
+model, ``study-<bits>-<loss>`` (:func:`samaf_lib.paths.study_variant`), is the train stage's checkpoint, trained to
+its plateau within ``train.epochs``, and is scored on the hash stage's answers to the test queries
+(:func:`study_results`).
+
 Profiles: ``default`` (what ``dvc repro`` runs: the study's model beside the random projection at the study's bits)
 and ``full`` (the grid above at the hash sizes of ``ablation.full_bits``, with ``make repro-full``). The full grid is
 not a DVC stage: it runs for hours on two cores, so ``python -m samaf_lib.ablation full`` (what ``make repro-full``
@@ -30,7 +35,7 @@ import pandas as pd
 import torch
 
 from .model import SAMAF
-from .paths import ABLATION_FULL_TAG
+from .paths import ABLATION_FULL_TAG, study_variant
 
 #: Our additions, switched together in the grid: (model.cmn, loss.balance_weight) when on.
 OURS_ON = {"cmn": True, "balance_weight": 0.1}
@@ -43,6 +48,14 @@ PROFILES = ("default", "full")
 def variant_name(bits: int, loss_terms: str, ours: bool) -> str:
     """``"128-mse+hash+entropy"`` with our additions, ``"128-mse+hash+entropy-plain"`` without."""
     return f"{bits}-{loss_terms}" + ("" if ours else "-plain")
+
+
+def epochs_run(model_dir: str | Path) -> int | None:
+    """How many epochs the training in ``model_dir`` ran (its ``train.json``), or None when it is not there."""
+    import json
+
+    path = Path(model_dir) / "train.json"
+    return int(json.loads(path.read_text())["epochs_run"]) if path.is_file() else None
 
 
 def parse_bits(text: str | int | Sequence[int | str], key: str = "ablation.full_bits") -> tuple[int, ...]:
@@ -156,12 +169,17 @@ class RandomProjection(SAMAF):
 
 
 def measure_variant(name: str, model: SAMAF, meta, manifest, corpus_dir, query_dir, sr: int, vset,
-                    db_hop_s: float, query_hop_s: float, k: int, verify: int, target_fpr: float) -> dict:
+                    db_hop_s: float, query_hop_s: float, k: int, verify: int, target_fpr: float,
+                    results: pd.DataFrame | None = None) -> dict:
     """One variant's row of the ablation table, measured exactly as the study measures SAMAF.
 
     Validation top-1 (:func:`samaf_lib.validation.identification_score`), then the test queries through
     :class:`samaf_lib.systems.samaf.SAMAFSystem` at thresholds per query length chosen on the calibration set,
     with the study's main negatives (speakers outside the database, when the corpus has them).
+
+    ``results`` are the model's answers to ``manifest`` when they exist already (the ``hash`` stage's
+    ``reports/results/samaf.csv`` for the study's model): then only the validation task is run here. Otherwise the
+    references are indexed and the queries answered here.
 
     Returns
     -------
@@ -173,10 +191,11 @@ def measure_variant(name: str, model: SAMAF, meta, manifest, corpus_dir, query_d
     from .systems.samaf import SAMAFSystem
 
     val = validation.identification_score(model, vset, db_hop_s=db_hop_s, query_hop_s=query_hop_s)
-    fp = SAMAFSystem(model=model, bits=model.bits, db_hop_s=db_hop_s, query_hop_s=query_hop_s, k=k, verify=verify,
-                     min_score=0.0)
-    protocol.index_references(fp, meta, corpus_dir, sr, progress=False)
-    results = protocol.run_queries(fp, manifest, query_dir, sr, progress=False, min_score=0.0)
+    if results is None:
+        fp = SAMAFSystem(model=model, bits=model.bits, db_hop_s=db_hop_s, query_hop_s=query_hop_s, k=k,
+                         verify=verify, min_score=0.0)
+        protocol.index_references(fp, meta, corpus_dir, sr, progress=False)
+        results = protocol.run_queries(fp, manifest, query_dir, sr, progress=False, min_score=0.0)
     joined = idn.join_results(manifest, results, name)
     neg = "other_speaker" if (joined["kind"] == "other_speaker").any() else None
     thr = idn.choose_thresholds(joined[joined["set"] == "calib"], target_fpr=target_fpr, negatives=neg)
@@ -186,6 +205,29 @@ def measure_variant(name: str, model: SAMAF, meta, manifest, corpus_dir, query_d
     for _, r in idn.metrics_table(joined, thr, by=("system", "length_s"), ci=False, negatives=neg).iterrows():
         row[f"top1_{r['length_s']:g}s"] = float(r["top1"])
     return row
+
+
+def study_results(root: str | Path, bits: int, loss_terms: str, db_hop_s: float, query_hop_s: float, k: int,
+                  verify: int) -> pd.DataFrame | None:
+    """The ``hash`` stage's answers of the study's model (``reports/results/samaf.csv``) when that stage ran the
+    model ``models/samaf-<bits>-<loss_terms>/best.pt`` with these search settings; else ``None`` (measure anew).
+
+    The ablation's row of the study's model then reuses them instead of answering every query a second time.
+    """
+    from . import protocol
+
+    root = Path(root)
+    csv, run = root / "reports/results/samaf.csv", root / "reports/results/samaf.json"
+    if not (csv.is_file() and run.is_file()):
+        return None
+    import json
+
+    p = json.loads(run.read_text()).get("params", {})
+    want = {"checkpoint": f"models/samaf-{bits}-{loss_terms}/best.pt", "bits": int(bits),
+            "db_hop_s": float(db_hop_s), "query_hop_s": float(query_hop_s), "k": int(k), "verify": int(verify)}
+    if any(p.get(key) != value for key, value in want.items()):
+        return None
+    return protocol.read_results(csv)
 
 
 #: Where the full grid writes, under the project root: ``reports/<TAG>/`` and ``models/<TAG>/``.
@@ -271,7 +313,7 @@ def run_full(root: Path, bits: str | None = None, only: str = "") -> Path:
         subprocess.run(cmd, cwd=root, check=True)
         subprocess.run([sys.executable, "-m", "samaf_lib.executed", "clean", str(executed)], cwd=root, check=True)
         shutil.move(str(executed), dest / "07_ablation.ipynb")
-        _keep_unmeasured(dest, old, study=f"{args['study_bits']}-{args['study_loss']}")
+        _keep_unmeasured(dest, old, study=study_variant(args["study_bits"], args["study_loss"]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return dest

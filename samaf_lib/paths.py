@@ -80,3 +80,10 @@ ABLATION_FULL_TAG = "ablation_full"
 def study_checkpoint(bits: int = 128, loss: str = STUDY_LOSS) -> str:
     """Where the training stage leaves a model, relative to the project root: ``models/samaf-<bits>-<loss>/best.pt``."""
     return f"models/samaf-{int(bits)}-{loss}/best.pt"
+
+
+def study_variant(bits: int = 128, loss: str = STUDY_LOSS) -> str:
+    """The ablation's name of the study's model (the train stage's, to its plateau within ``train.epochs``):
+    ``"study-128-mse"``. The grid's variant with the same settings, ``"128-mse"``, is trained with the grid's budget
+    (``ablation.epochs``); the two are one model only when the budgets are equal."""
+    return f"study-{int(bits)}-{loss}"

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .io import write_text
+from . import paths
 from .paths import ABLATION_FULL_TAG, STUDY_LOSS
 
 #: The README's generated section lies between these two lines.
@@ -148,17 +149,18 @@ def paired_table(paired_by_length: pd.DataFrame) -> pd.DataFrame:
 
 
 def study_variant(params: dict) -> str:
-    """The ablation's name of the model evaluated as ``samaf``: ``"<hash.bits>-<hash.loss>"``."""
+    """The ablation's name of the model evaluated as ``samaf``: ``"study-<hash.bits>-<hash.loss>"``."""
     h = params.get("hash", {})
-    return f"{h.get('bits', 128)}-{h.get('loss', STUDY_LOSS)}"
+    return paths.study_variant(h.get("bits", 128), h.get("loss", STUDY_LOSS))
 
 
 def ablation_table(ablation: pd.DataFrame, study: str | None = None) -> pd.DataFrame:
     """The ablation as the report and README print it: one row per variant, validation and test top-1.
 
-    ``study`` names the variant marked "(study)" and printed first (:func:`study_variant`); ``None`` takes the
-    table's own ``study_model`` column. The full grid is measured outside the pipeline and may have been run while
-    another variant was the study's model, so the report passes the name from ``params.yaml``.
+    ``study`` names the study's model, printed first (:func:`study_variant`); ``None`` takes the table's own
+    ``study_model`` column. The full grid is measured outside the pipeline and may have been run while another
+    variant was the study's model, so the report passes the name from ``params.yaml``. ``epochs`` is how many epochs
+    a trained variant ran before early stopping or its budget ended it ("-": not trained; "?": not recorded).
     """
     if ablation.empty:
         return pd.DataFrame()
@@ -168,8 +170,10 @@ def ablation_table(ablation: pd.DataFrame, study: str | None = None) -> pd.DataF
     length_cols = sorted([c for c in ablation.columns if c.startswith("top1_") and c.endswith("s")
                           and c[5:-1].replace(".", "").isdigit()], key=lambda c: float(c[5:-1]))
     out = pd.DataFrame({
-        "variant": ablation.variant + ablation.get("study_model", 0).map(lambda v: " (study)" if v else ""),
+        "variant": ablation.variant,
         "bits": ablation.bits,
+        "epochs": [("-" if str(terms).startswith("none") else "?") if pd.isna(v) else f"{int(v)}" for v, terms in
+                   zip(ablation.get("epochs_run", pd.Series(np.nan, ablation.index)), ablation.loss_terms)],
         "paper terms": ablation.loss_terms,
         "form": ablation["form"],
         "CMN": ablation.cmn.map({1: "yes", 0: "no"}),
@@ -255,13 +259,17 @@ def results_markdown(headline: pd.DataFrame, claims: pd.DataFrame, metrics: dict
         a = params.get("ablation", {})
         study = study_variant(params)
         grid_bits = sorted(set(ablation.bits[ablation.variant != study]))
-        counts = ablation.bits.value_counts()
+        counts = ablation.bits[ablation.variant != study].value_counts()
         sizes = ", ".join(f"{b} bits ({counts[b]} variants)" for b in grid_bits)
         which = (f"the full grid, `make repro-full`, at {sizes}"
                  if ablation_full else f"profile `{a.get('profile', '?')}`")
-        lines += [(f"SAMAF ablation (`notebooks/07_ablation.ipynb`; {which}; every trained variant has the study "
-                   "model's epoch budget and early stopping): validation top-1 picks nothing here, it is shown beside "
-                   "the test top-1 at the calibrated thresholds; the length columns are test top-1."), "",
+        t = params.get("train", {})
+        budget = (f"`{study}` is the study's model, trained until {t.get('patience', '?')} epochs passed without a "
+                  f"better validation top-1 (at most {t.get('epochs', '?')}); every trained variant of the grid has "
+                  f"the same budget, {a.get('epochs', '?')} epochs with the same early stopping")
+        lines += [(f"SAMAF ablation (`notebooks/07_ablation.ipynb`; {which}). {budget}. Validation top-1 picks "
+                   "nothing here, it is shown beside the test top-1 at the calibrated thresholds; the length columns "
+                   "are test top-1."), "",
                   ablation_table(ablation, study).to_markdown(index=False), ""]
         if ablation_note:
             lines += [ablation_note, ""]

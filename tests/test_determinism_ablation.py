@@ -132,7 +132,8 @@ def test_full_grid_takes_the_ablation_stage_settings():
     params = yaml.safe_load((root / "params.yaml").read_text())
     args = ablation.stage_parameters(stage, params)
     assert args["profile"] == params["ablation"]["profile"] and args["output"] == "."
-    assert args["epochs"] == str(params["train"]["epochs"]) and args["study_loss"] == params["hash"]["loss"]
+    assert args["epochs"] == str(params["ablation"]["epochs"]) and args["study_loss"] == params["hash"]["loss"]
+    assert args["study_epochs"] == str(params["train"]["epochs"])
     assert args["temperature"] == str(params["loss"]["temperature"])
     assert not any("$" in v for v in args.values())
     cell = next(c for c in json.loads((root / "notebooks" / "07_ablation.ipynb").read_text())["cells"]
@@ -141,6 +142,31 @@ def test_full_grid_takes_the_ablation_stage_settings():
     assert set(args) | {"full_bits", "tag"} <= declared, set(args) - declared
     with pytest.raises(KeyError, match="train.epochs"):
         ablation.stage_parameters(stage, {**params, "train": {}})
+
+
+def test_the_study_row_reuses_the_hash_stage_answers_only_for_its_model_and_settings(tmp_path):
+    """The ablation measures the study's model on the hash stage's answers when that stage ran this checkpoint with
+    these search settings, and answers the queries itself otherwise."""
+    import json
+
+    import pandas as pd
+
+    from samaf_lib import protocol
+
+    settings = dict(bits=128, loss_terms="mse", db_hop_s=0.1, query_hop_s=0.1, k=10, verify=5)
+    assert ablation.study_results(tmp_path, **settings) is None  # the hash stage has not run
+    res = tmp_path / "reports" / "results"
+    res.mkdir(parents=True)
+    answers = pd.DataFrame({c: ["q1"] if c == "query_id" else [0.5] for c in protocol.RESULT_COLUMNS})
+    protocol.write_results(res / "samaf.csv", answers)
+    params = {"checkpoint": "models/samaf-128-mse/best.pt", "bits": 128, "db_hop_s": 0.1, "query_hop_s": 0.1,
+              "k": 10, "verify": 5, "max_distance": 64}
+    (res / "samaf.json").write_text(json.dumps({"params": params}))
+    got = ablation.study_results(tmp_path, **settings)
+    assert got is not None and got.query_id.tolist() == ["q1"]
+    for key, other in [("db_hop_s", 0.5), ("k", 5), ("bits", 256), ("loss_terms", "mse+hash")]:
+        assert ablation.study_results(tmp_path, **{**settings, key: other}) is None, key
+    assert ablation.study_variant(128, "mse") == "study-128-mse"
 
 
 def test_full_grid_needs_the_pipeline_first(tmp_path, capsys):

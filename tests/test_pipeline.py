@@ -118,6 +118,13 @@ def test_smoke_dvc_repro(smoke):
     assert html.count("<img") >= 7, "every figure of the report must be inline in its HTML"
     headline = json.loads((root / "reports" / "headline.json").read_text())
     assert sorted(headline) == sorted(metrics["systems"]) and set(headline["samaf"]) == {"top1", "fpr", "f1"}
+    # the ablation's row of the study's model reuses the hash stage's answers: it measures what the evaluation does
+    import pandas as pd
+
+    table = pd.read_csv(root / "reports" / "ablation" / "ablation.csv").set_index("variant")
+    assert list(table.index) == ["study-128-mse", "random-128"] and table.study_model.tolist() == [1, 0]
+    assert round(table.loc["study-128-mse", "top1"], 4) == headline["samaf"]["top1"]
+    assert table.loc["study-128-mse", "epochs_run"] == 3 and pd.isna(table.loc["random-128", "epochs_run"])
     for kind in ("by_length", "by_distortion"):
         assert sorted(p.stem for p in (root / "reports" / "plots" / kind).glob("*.csv")) == sorted(headline)
     shown = subprocess.run([str(BIN / "dvc"), "metrics", "show"], cwd=root, env=_env(root), capture_output=True,

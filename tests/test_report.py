@@ -100,22 +100,30 @@ def test_full_ablation_is_shown_only_when_it_measured_this_run(tmp_path):
     assert "profile `default`" in md and note in md
 
 
-def test_ablation_table_marks_the_study_model_from_params():
+def test_ablation_table_puts_the_study_model_first_and_says_how_long_each_trained():
     """The grid may have been run while another variant was the study's model: the name from params.yaml decides
-    which row is marked "(study)" and printed first, not the grid's own column."""
-    grid = _ablation_rows(["128-mse+hash+entropy", "128-mse", "random-128"], [0.8, 0.87, 0.7], [0.77, 0.83, 0.74])
+    which row is the study's and printed first, not the grid's own column; the epochs column says how long each
+    trained variant ran ("-" for the untrained random projection)."""
+    grid = _ablation_rows(["128-mse+hash+entropy", "study-128-mse", "128-mse", "random-128"], [0.8, 0.9, 0.87, 0.7],
+                          [0.77, 0.85, 0.83, 0.74]).assign(epochs_run=[None, 43, 30, None],
+                                                           loss_terms=["mse+hash+entropy", "mse", "mse",
+                                                                       "none (random)"])
     own = report.ablation_table(grid)
-    assert own.variant.tolist() == ["128-mse+hash+entropy (study)", "128-mse", "random-128"]
+    assert own.variant.tolist() == ["128-mse+hash+entropy", "study-128-mse", "128-mse", "random-128"]
     study = report.study_variant({"hash": {"bits": 128, "loss": "mse"}})
-    assert study == "128-mse"
+    assert study == "study-128-mse"
     shown = report.ablation_table(grid, study)
-    assert shown.variant.tolist() == ["128-mse (study)", "128-mse+hash+entropy", "random-128"]
-    assert shown["val top-1"].tolist() == ["0.870", "0.800", "0.700"]
-    params = {"ablation": {"profile": "default"}, "hash": {"bits": 128, "loss": "mse"}, "data": {}, "queries": {}}
+    assert shown.variant.tolist() == ["study-128-mse", "128-mse+hash+entropy", "128-mse", "random-128"]
+    assert shown["val top-1"].tolist() == ["0.900", "0.800", "0.870", "0.700"]
+    assert shown["epochs"].tolist() == ["43", "?", "30", "-"]
+    params = {"ablation": {"profile": "default", "epochs": 30}, "train": {"epochs": 60, "patience": 8},
+              "hash": {"bits": 128, "loss": "mse"}, "data": {}, "queries": {}}
     claims = pd.DataFrame({"claim": ["a"], "verdict": ["holds"], "evidence": ["x"]})
     md = report.results_markdown(pd.DataFrame({"system": ["samaf"]}), claims, {}, params, [], ablation=grid,
                                  ablation_full=True)
-    assert "| 128-mse (study)" in md and "(study)" not in md.split("128-mse (study)")[1]
+    assert "| study-128-mse " in md and md.index("| study-128-mse ") < md.index("| 128-mse+hash+entropy ")
+    assert "at 128 bits (3 variants)" in md, "the study's model is not one of the grid's variants"
+    assert "8 epochs passed without a better validation top-1 (at most 60)" in md and "same budget, 30 epochs" in md
 
 
 def test_sync_readme_copies_the_results_section_and_check_reports_a_stale_one(tmp_path):
