@@ -24,6 +24,7 @@ reads that table.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import sys
@@ -35,7 +36,7 @@ import pandas as pd
 import torch
 
 from .model import SAMAF
-from .paths import ABLATION_FULL_TAG, study_variant
+from .paths import ABLATION_FULL_TAG, study_checkpoint, study_variant
 
 #: Our additions, switched together in the grid: (model.cmn, loss.balance_weight) when on.
 OURS_ON = {"cmn": True, "balance_weight": 0.1}
@@ -52,8 +53,6 @@ def variant_name(bits: int, loss_terms: str, ours: bool) -> str:
 
 def epochs_run(model_dir: str | Path) -> int | None:
     """How many epochs the training in ``model_dir`` ran (its ``train.json``), or None when it is not there."""
-    import json
-
     path = Path(model_dir) / "train.json"
     return int(json.loads(path.read_text())["epochs_run"]) if path.is_file() else None
 
@@ -122,6 +121,34 @@ def select_variants(grid: dict[str, dict], only: str | Sequence[str] = "") -> di
     if unknown:
         raise ValueError(f"--only: {', '.join(unknown)} not in the grid; its variants are {', '.join(grid)}")
     return {n: v for n, v in grid.items() if not names or n in names}
+
+
+def variant_settings(study: dict, variant: dict) -> dict:
+    """The study's settings (``bits``, ``loss_terms``, ``form``, ``cmn`` and the loss weights) with a variant's
+    overrides (its entry of :func:`variants`, ``kind`` left out)."""
+    return {**study, **{k: v for k, v in variant.items() if k != "kind"}}
+
+
+def uses_study_model(study: dict, variant: dict, epochs: int, study_epochs: int) -> bool:
+    """Whether a variant is the train stage's model: the study's own row (``kind`` ``"study"``), or the grid's
+    variant with every one of the study's settings when the grid's budget (``ablation.epochs``) equals the study's
+    (``train.epochs``). Such a variant loads the study's checkpoint instead of training, and reuses the hash
+    stage's answers (:func:`study_results`)."""
+    if variant["kind"] == "study":
+        return True
+    s = variant_settings(study, variant)
+    return variant["kind"] == "train" and all(s.get(k) == v for k, v in study.items()) and epochs == study_epochs
+
+
+def random_model(bits: int, cmn: bool, seed: int, train_X: np.ndarray) -> RandomProjection:
+    """The random-projection reference at ``bits``: standardised on the clean members of the training clusters
+    (``train_X[:, 0]``, raw MFCC windows), mean-normalised per window when ``cmn``."""
+    from .features import Standardiser
+
+    stats = Standardiser.fit(train_X[:, 0], cmn=bool(cmn))
+    m = RandomProjection(bits=int(bits), seed=int(seed), cmn=bool(cmn))
+    m.set_standardiser(stats.mean, stats.std)
+    return m
 
 
 def merge_tables(old: pd.DataFrame, new: pd.DataFrame, key: str = "variant") -> pd.DataFrame:
@@ -220,10 +247,8 @@ def study_results(root: str | Path, bits: int, loss_terms: str, db_hop_s: float,
     csv, run = root / "reports/results/samaf.csv", root / "reports/results/samaf.json"
     if not (csv.is_file() and run.is_file()):
         return None
-    import json
-
     p = json.loads(run.read_text()).get("params", {})
-    want = {"checkpoint": f"models/samaf-{bits}-{loss_terms}/best.pt", "bits": int(bits),
+    want = {"checkpoint": study_checkpoint(bits, loss_terms), "bits": int(bits),
             "db_hop_s": float(db_hop_s), "query_hop_s": float(query_hop_s), "k": int(k), "verify": int(verify)}
     if any(p.get(key) != value for key, value in want.items()):
         return None

@@ -169,6 +169,34 @@ def test_the_study_row_reuses_the_hash_stage_answers_only_for_its_model_and_sett
     assert ablation.study_variant(128, "mse") == "study-128-mse"
 
 
+def test_which_variant_is_the_study_model():
+    """The study's row is the train stage's model; the grid's variant with the study's settings is that model only
+    when the two budgets are equal; no other variant is."""
+    study = {"bits": 128, "loss_terms": "mse", "form": "working", "cmn": True, "hash_weight": 1.0,
+             "entropy_weight": 0.1, "balance_weight": 0.1}
+    grid = ablation.variants("full", (128, 256))
+    same = grid["128-mse"]
+    assert ablation.variant_settings(study, same) == study
+    assert ablation.uses_study_model(study, {"kind": "study", **study}, epochs=30, study_epochs=60)
+    assert ablation.uses_study_model(study, same, epochs=60, study_epochs=60)
+    assert not ablation.uses_study_model(study, same, epochs=30, study_epochs=60)  # another budget: trained anew
+    for name in ("128-mse-plain", "128-mse+hash", "literal-128", "256-mse", "random-128"):
+        assert not ablation.uses_study_model(study, grid[name], epochs=60, study_epochs=60), name
+    assert ablation.variant_settings(study, grid["literal-128"])["form"] == "literal"
+
+
+def test_random_reference_is_standardised_on_the_clean_training_windows():
+    rng = np.random.default_rng(0)
+    train_X = rng.normal(3.0, 2.0, (6, 3, 100, 13)).astype(np.float32)
+    m = ablation.random_model(128, False, 7, train_X)
+    assert isinstance(m, ablation.RandomProjection) and m.bits == 128 and not m.config["cmn"]
+    stats = Standardiser.fit(train_X[:, 0], cmn=False)
+    assert np.allclose(m.mean.numpy(), stats.mean) and np.allclose(m.std.numpy(), stats.std)
+    again = ablation.random_model(128, False, 7, train_X)
+    assert torch.equal(m.projection, again.projection)  # seeded
+    assert not torch.equal(m.projection, ablation.random_model(128, False, 8, train_X).projection)
+
+
 def test_full_grid_needs_the_pipeline_first(tmp_path, capsys):
     import shutil
 
