@@ -151,15 +151,29 @@ def random_model(bits: int, cmn: bool, seed: int, train_X: np.ndarray) -> Random
     return m
 
 
-def merge_tables(old: pd.DataFrame, new: pd.DataFrame, key: str = "variant") -> pd.DataFrame:
-    """``new``'s rows, then ``old``'s rows of variants that ``new`` does not have, ordered by bits as first seen.
+def merge_tables(old: pd.DataFrame, new: pd.DataFrame, key: str = "variant",
+                 order: Sequence[str] | None = None) -> pd.DataFrame:
+    """``new``'s rows, then ``old``'s rows of variants that ``new`` does not have.
 
-    Used when a run measured part of the grid: the rows it did not measure are kept from the earlier run.
+    Used when a run measured part of the grid: the rows it did not measure are kept from the earlier run. With
+    ``order`` (variant names), rows follow it, names it lacks last; otherwise they are ordered by bits as first
+    seen. Rows of one variant (a curve's epochs) keep their order.
     """
     kept = old[~old[key].isin(set(new[key]))]
     out = pd.concat([new, kept], ignore_index=True) if len(kept) else new.reset_index(drop=True)
-    # a stable sort keeps the order rows were first seen in within each hash size
+    # stable sorts keep the order rows were first seen in within a variant or a hash size
+    if order is not None:
+        rank: dict[str, int] = {}
+        for i, name in enumerate(order):
+            rank.setdefault(name, i)
+        return out.sort_values(key, key=lambda col: col.map(lambda v: rank.get(v, len(rank))), kind="stable",
+                               ignore_index=True)
     return out.sort_values("bits", kind="stable", ignore_index=True) if "bits" in out.columns else out
+
+
+def table_order(study: str, bits: Sequence[int]) -> list[str]:
+    """The order of the full grid's table: the study's model, then the grid of :func:`variants` at ``bits``."""
+    return [study] + list(variants("full", tuple(sorted(set(int(b) for b in bits)))))
 
 
 class RandomProjection(SAMAF):
@@ -345,7 +359,8 @@ def run_full(root: Path, bits: str | None = None, only: str = "") -> Path:
 
 
 def _keep_unmeasured(dest: Path, old: dict, study: str) -> None:
-    """Put back the rows of ``old`` (file name -> table) that this run did not measure, if its study row matches."""
+    """Put back the rows of ``old`` (file name -> table) that this run did not measure, if its study row matches;
+    the merged tables follow :func:`table_order`."""
     from .io import write_csv
     from .report import measured_alike
 
@@ -355,9 +370,12 @@ def _keep_unmeasured(dest: Path, old: dict, study: str) -> None:
     if study not in set(old["ablation.csv"].variant) or study not in set(new.variant) or not measured_alike(
             old["ablation.csv"], new, [study]):
         return  # another model or data set: the earlier rows no longer describe this run
-    write_csv(dest / "ablation.csv", merge_tables(old["ablation.csv"], new))
+    merged = merge_tables(old["ablation.csv"], new)
+    order = table_order(study, merged["bits"])
+    write_csv(dest / "ablation.csv", merge_tables(old["ablation.csv"], new, order=order))
     if "curves.csv" in old:
-        write_csv(dest / "curves.csv", merge_tables(old["curves.csv"], pd.read_csv(dest / "curves.csv")))
+        write_csv(dest / "curves.csv", merge_tables(old["curves.csv"], pd.read_csv(dest / "curves.csv"),
+                                                    order=order))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -254,6 +254,23 @@ def test_part_of_the_grid_can_be_run_and_its_rows_merged(tmp_path):
     assert kept_after([("128-mse", 0.81, 0.7, 128), ("256-mse", 0.9, 0.8, 256)]) == ["128-mse", "256-mse"]
 
 
+def test_the_merged_grid_follows_the_grid_order():
+    """Rows measured in several partial runs end in one order: the study's model, then the grid, 128 bits first."""
+    import pandas as pd
+
+    order = ablation.table_order("study-128-mse", [256, 128, 128])
+    assert order[:3] == ["study-128-mse", "128-mse", "128-mse-plain"] and order[-1] == "random-256"
+    assert order.index("literal-128") < order.index("random-128") < order.index("256-mse")
+    cols = ["variant", "epoch", "bits"]
+    old = pd.DataFrame([("random-256", 0, 256), ("study-128-mse", 0, 128), ("256-mse", 1, 256), ("256-mse", 2, 256),
+                        ("my-own", 0, 64)], columns=cols)
+    new = pd.DataFrame([("256-mse+hash", 1, 256), ("256-mse+hash", 2, 256), ("128-mse", 1, 128)], columns=cols)
+    merged = ablation.merge_tables(old, new, order=order)
+    assert list(zip(merged.variant, merged.epoch)) == [
+        ("study-128-mse", 0), ("128-mse", 1), ("256-mse", 1), ("256-mse", 2), ("256-mse+hash", 1),
+        ("256-mse+hash", 2), ("random-256", 0), ("my-own", 0)]
+
+
 def test_cmn_removes_a_fixed_channel():
     """A constant added to every cepstral frame (a fixed filter, a gain) leaves the standardised window unchanged."""
     from samaf_lib.model import SAMAF
