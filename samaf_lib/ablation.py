@@ -163,9 +163,7 @@ def merge_tables(old: pd.DataFrame, new: pd.DataFrame, key: str = "variant",
     out = pd.concat([new, kept], ignore_index=True) if len(kept) else new.reset_index(drop=True)
     # stable sorts keep the order rows were first seen in within a variant or a hash size
     if order is not None:
-        rank: dict[str, int] = {}
-        for i, name in enumerate(order):
-            rank.setdefault(name, i)
+        rank = {name: i for i, name in enumerate(dict.fromkeys(order))}  # a repeated name keeps its first place
         return out.sort_values(key, key=lambda col: col.map(lambda v: rank.get(v, len(rank))), kind="stable",
                                ignore_index=True)
     return out.sort_values("bits", kind="stable", ignore_index=True) if "bits" in out.columns else out
@@ -370,8 +368,7 @@ def _keep_unmeasured(dest: Path, old: dict, study: str) -> None:
     if study not in set(old["ablation.csv"].variant) or study not in set(new.variant) or not measured_alike(
             old["ablation.csv"], new, [study]):
         return  # another model or data set: the earlier rows no longer describe this run
-    merged = merge_tables(old["ablation.csv"], new)
-    order = table_order(study, merged["bits"])
+    order = table_order(study, pd.concat([old["ablation.csv"]["bits"], new["bits"]]))
     write_csv(dest / "ablation.csv", merge_tables(old["ablation.csv"], new, order=order))
     if "curves.csv" in old:
         write_csv(dest / "curves.csv", merge_tables(old["curves.csv"], pd.read_csv(dest / "curves.csv"),

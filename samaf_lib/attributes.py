@@ -12,9 +12,11 @@ cluster-bootstrap interval (the same resampled speakers, or utterances for the s
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -638,9 +640,36 @@ def classify_attributes(X: np.ndarray, labels: pd.DataFrame, tasks: Iterable[str
     return pd.DataFrame(rows, columns=cols)
 
 
+#: Out-of-fold predictions already computed in this process, by :func:`_fit_key` (least recently used last).
+_FITTED: OrderedDict[str, np.ndarray] = OrderedDict()
+#: How many sets of predictions :data:`_FITTED` keeps.
+FITTED_KEPT = 256
+
+
+def _fit_key(X: np.ndarray, y: np.ndarray, fs: list[tuple[np.ndarray, np.ndarray]], classifier: str) -> str:
+    """A digest of everything an out-of-fold prediction depends on: the features, the labels, the folds and the
+    classifier."""
+    h = hashlib.blake2b(digest_size=20)
+    for part in (classifier, X.dtype.str, X.shape, len(fs)):
+        h.update(repr(part).encode())
+    h.update(np.ascontiguousarray(X).tobytes())
+    h.update("".join(f"{len(v)}:{v}" for v in map(str, y)).encode())
+    for tr, te in fs:
+        h.update(np.asarray(tr, dtype=np.int64).tobytes() + b"|" + np.asarray(te, dtype=np.int64).tobytes() + b";")
+    return h.hexdigest()
+
+
 def _out_of_fold(X: np.ndarray, y: np.ndarray, fs: list[tuple[np.ndarray, np.ndarray]],
                  classifier: str) -> np.ndarray:
-    """Predictions for the concatenated test folds of ``fs``, each from a model fitted on its training fold."""
+    """Predictions for the concatenated test folds of ``fs``, each from a model fitted on its training fold.
+
+    The fits are deterministic, so a result is remembered (:data:`_FITTED`): :func:`classify_attributes`,
+    :func:`paired_attribute_differences` and :func:`attribute_confusion` on the same features, labels and folds
+    fit each model once (the evaluation's classifiers took twice the time before). A copy is returned."""
+    key = _fit_key(X, y, fs, classifier)
+    if key in _FITTED:
+        _FITTED.move_to_end(key)
+        return _FITTED[key].copy()
     pred = []
     for tr, te in fs:
         model = _classifier(classifier, len(tr))
@@ -648,7 +677,11 @@ def _out_of_fold(X: np.ndarray, y: np.ndarray, fs: list[tuple[np.ndarray, np.nda
             warnings.simplefilter("ignore")  # convergence and single-class-fold warnings
             model.fit(X[tr], y[tr])
             pred.append(model.predict(X[te]))
-    return np.concatenate(pred)
+    out = np.concatenate(pred)
+    _FITTED[key] = out
+    while len(_FITTED) > FITTED_KEPT:
+        _FITTED.popitem(last=False)
+    return out.copy()
 
 
 def attribute_confusion(X: np.ndarray, labels: pd.DataFrame, task: str, classifier: str = "logreg",

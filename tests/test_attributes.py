@@ -382,6 +382,42 @@ def test_an_informative_feature_set_beats_noise_with_lo_above_zero_and_matches_c
         at.paired_attribute_differences({"samaf": x, "short": x[:10]}, labels)
 
 
+def test_each_out_of_fold_model_is_fitted_once_per_features_labels_and_folds(monkeypatch):
+    labels = _corpus_labels()
+    x = _separable_features(labels)
+    monkeypatch.setattr(at, "_FITTED", type(at._FITTED)())
+    fitted = []
+    make = at._classifier
+
+    def counting(name, n_train):
+        fitted.append(name)
+        return make(name, n_train)
+
+    monkeypatch.setattr(at, "_classifier", counting)
+    table = at.classify_attributes(x, labels, tasks=("gender", "distortion"), n_boot=100, seed=0)
+    first = len(fitted)
+    assert first == 2 * 2 * 5 + 2  # tasks x classifiers x folds, and the two name checks
+    paired = at.paired_attribute_differences({"samaf": x, "copy": x.copy()}, labels, tasks=("gender", "distortion"),
+                                             n_boot=100, seed=0)
+    confusion = at.attribute_confusion(x, labels, "gender", "logreg", seed=0)
+    assert len(fitted) == first + 1  # the name check: every logreg fit was remembered
+    assert np.allclose(paired.set_index("task")["value"],
+                       table[table.classifier == "logreg"].set_index("task").loc[["gender", "distortion"],
+                                                                                "balanced_accuracy"])
+    assert confusion.to_numpy().sum() == len(labels)
+    # other features, labels or folds are fitted again, and a returned prediction cannot change what is kept
+    y = labels["gender"].astype(str).to_numpy()
+    fs = at.folds(labels, "gender", seed=0)
+    a = at._out_of_fold(x, y, fs, "logreg")
+    a[:] = "changed"
+    assert (at._out_of_fold(x, y, fs, "logreg") != "changed").all()
+    n = len(fitted)
+    at._out_of_fold(x + 1e-9, y, fs, "logreg")
+    at._out_of_fold(x, y, at.folds(labels, "gender", seed=1), "logreg")
+    at._out_of_fold(x, y[::-1].copy(), fs, "logreg")
+    assert len(fitted) == n + 3 * len(fs)
+
+
 def test_paired_differences_with_the_classifier_chosen_by_inner_cross_validation():
     labels = _corpus_labels()
     x = _separable_features(labels)
