@@ -44,9 +44,10 @@ def measure(epochs: int, bits: int | None = None) -> dict:
     from samaf_lib import validation
     from samaf_lib.clusters import load_clusters
     from samaf_lib.corpus import read_metadata
+    from samaf_lib.encoder_input import window_frames, window_seconds
     from samaf_lib.features import Standardiser
     from samaf_lib.model import SAMAF
-    from samaf_lib.training import TrainConfig, _train_epoch, evaluate
+    from samaf_lib.training import TrainConfig, _train_epoch, crop_windows, evaluate
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     tr, lo, mo, ha = params["train"], params["loss"], params["model"], params["hash"]
@@ -62,8 +63,9 @@ def measure(epochs: int, bits: int | None = None) -> dict:
                       balance_weight=lo["balance_weight"], loss_terms=ha["loss"], form=lo["form"],
                       temperature=lo["temperature"], seed=params["seed"], device=tr["device"],
                       threads=tr["threads"], select="val_top1")
-    train_X = load_clusters(data / "clusters/train.npz")
-    val_X = load_clusters(data / "clusters/val.npz")
+    frames = window_frames(mo.get("window_s", 1.0))  # the study's window, cut from the bank's 1-s windows
+    train_X = crop_windows(load_clusters(data / "clusters/train.npz"), frames)
+    val_X = crop_windows(load_clusters(data / "clusters/val.npz"), frames)
     stats = Standardiser.fit(train_X[:, 0], cmn=True) if mo["cmn"] else Standardiser.load(
         data / "features/stats.npz")
     meta = read_metadata(data / "corpus/metadata.csv")
@@ -72,7 +74,7 @@ def measure(epochs: int, bits: int | None = None) -> dict:
     torch.set_num_threads(int(tr["threads"]))
     bits = int(bits or ha["bits"])
     model = SAMAF(bits=bits, hidden=mo["hidden"] or None, layers=mo["layers"],
-                  reverse_target=bool(mo["reverse_target"]), cmn=bool(mo["cmn"]))
+                  reverse_target=bool(mo["reverse_target"]), cmn=bool(mo["cmn"]), frames=frames)
     model.set_standardiser(stats.mean, stats.std)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -92,7 +94,7 @@ def measure(epochs: int, bits: int | None = None) -> dict:
               f"(total {tw + ew + vw:.1f} s)", flush=True)
     windows = train_X.shape[0] * min(cfg.members, train_X.shape[1])
     return {"settings": {"epochs": epochs, "bits": bits, "threads": int(tr["threads"]),
-                         "batch_clusters": cfg.batch_clusters,
+                         "batch_clusters": cfg.batch_clusters, "window_s": window_seconds(frames),
                          "members": cfg.members, "train_clusters": int(train_X.shape[0]),
                          "val_clusters": int(val_X.shape[0]), "windows_per_epoch": int(windows),
                          "validation_references": len(vset.refs), "validation_queries": len(vset.queries),

@@ -1,6 +1,8 @@
 """The SAMAF ablation (docs/samaf.md, "The ablation"): which part of the model and of the loss earns its keep.
 
-A *variant* is a named set of overrides of the study's model and loss settings. The grid is
+A *variant* is a named set of overrides of the study's model and loss settings. The grid is, at each encoder
+window of ``ablation.full_windows`` (1 s, the first design's window, and 0.5 s; a window other than 1 s ends the
+variant's name, ``128-mse-0.5s``),
 
 * bits {128, 256} x paper terms {``mse``, ``mse+hash``, ``mse+hash+entropy``} x our additions (per-window CMN and
   the balance term) on or off, all in the working form of the loss;
@@ -14,8 +16,9 @@ model, ``study-<bits>-<loss>`` (:func:`samaf_lib.paths.study_variant`), is the t
 its plateau within ``train.epochs``, and is scored on the hash stage's answers to the test queries
 (:func:`study_results`).
 
-Profiles: ``default`` (what ``dvc repro`` runs: the study's model beside the random projection at the study's bits)
-and ``full`` (the grid above at the hash sizes of ``ablation.full_bits``, with ``make repro-full``). The full grid is
+Profiles: ``default`` (what ``dvc repro`` runs: the study's model beside the random projection at the study's bits
+and window) and ``full`` (the grid above at the hash sizes of ``ablation.full_bits`` and the windows of
+``ablation.full_windows``, with ``make repro-full``). The full grid is
 not a DVC stage: it runs for hours on two cores, so ``python -m samaf_lib.ablation full`` (what ``make repro-full``
 calls) executes ``notebooks/07_ablation.ipynb`` with the settings of ``params.yaml``, exactly as the ``ablation``
 stage does, and writes ``reports/ablation_full/`` (committed) and ``models/ablation_full/``; the ``report`` stage
@@ -36,7 +39,7 @@ import pandas as pd
 import torch
 
 from .model import SAMAF
-from .paths import ABLATION_FULL_TAG, study_checkpoint, study_variant
+from .paths import ABLATION_FULL_TAG, study_checkpoint, study_variant, window_suffix
 
 #: Our additions, switched together in the grid: (model.cmn, loss.balance_weight) when on.
 OURS_ON = {"cmn": True, "balance_weight": 0.1}
@@ -46,9 +49,10 @@ LITERAL = {"form": "literal", "hash_weight": 0.1, "entropy_weight": 0.01, "balan
 PROFILES = ("default", "full")
 
 
-def variant_name(bits: int, loss_terms: str, ours: bool) -> str:
-    """``"128-mse+hash+entropy"`` with our additions, ``"128-mse+hash+entropy-plain"`` without."""
-    return f"{bits}-{loss_terms}" + ("" if ours else "-plain")
+def variant_name(bits: int, loss_terms: str, ours: bool, window_s: float = 1.0) -> str:
+    """``"128-mse+hash+entropy"`` with our additions, ``"128-mse+hash+entropy-plain"`` without; a window other
+    than 1 s is added at the end (``"128-mse-0.5s"``)."""
+    return f"{bits}-{loss_terms}" + ("" if ours else "-plain") + window_suffix(window_s)
 
 
 def epochs_run(model_dir: str | Path) -> int | None:
@@ -78,33 +82,68 @@ def parse_bits(text: str | int | Sequence[int | str], key: str = "ablation.full_
     return tuple(dict.fromkeys(out))
 
 
-def variants(profile: str, bits: tuple[int, ...] | None = None, study_bits: int = 128) -> dict[str, dict]:
-    """The variants of a profile beside the study's model: name -> overrides.
-
-    ``default`` is the random projection at ``study_bits``; ``full`` is, for each size in ``bits`` (default
-    128 and 256), the working-form grid, the literal reading and the random projection.
-
-    Each value holds ``kind`` (``"train"`` or ``"random"``), ``bits`` and, for trained ones, the settings that
-    differ from the study's defaults (``loss_terms``, ``form``, ``cmn``, ``hash_weight``, ``entropy_weight``,
-    ``balance_weight``); unset keys take the study's values.
+def parse_windows(text: str | float | Sequence[float | str], key: str = "ablation.full_windows") -> tuple[float, ...]:
+    """``"1,0.5"`` (or ``[1.0, 0.5]``) -> ``(1.0, 0.5)``: the encoder windows (s) of the full grid.
 
     Raises
     ------
     ValueError
-        An unknown profile (naming ``ablation.profile``) or a bad hash size.
+        Naming ``key``: an empty list, or a window that is not a whole number of 10-ms frames from 0.1 to 1 s.
+    """
+    from .encoder_input import window_frames
+
+    items = text if isinstance(text, (list, tuple)) else str(text).split(",")
+    out = []
+    for p in [str(p).strip() for p in items if str(p).strip()]:
+        try:
+            w = float(p)
+        except ValueError:
+            raise ValueError(f"{key}: {p!r} is not a window length; give seconds separated by commas, e.g. "
+                             "\"1,0.5\"") from None
+        window_frames(w, key=key)
+        if w > 1.0:
+            raise ValueError(f"{key}: {p!r} is longer than the cluster bank's 1-s windows")
+        out.append(w)
+    if not out:
+        raise ValueError(f"{key} is empty; give window lengths in seconds separated by commas, e.g. \"1,0.5\"")
+    return tuple(dict.fromkeys(out))
+
+
+def variants(profile: str, bits: tuple[int, ...] | None = None, study_bits: int = 128,
+             windows: tuple[float, ...] | None = None, study_window: float = 1.0) -> dict[str, dict]:
+    """The variants of a profile beside the study's model: name -> overrides.
+
+    ``default`` is the random projection at ``study_bits`` and the study's window ``study_window``; ``full`` is,
+    for each window in ``windows`` (default 1 s) and each size in ``bits`` (default 128 and 256), the
+    working-form grid, the literal reading and the random projection.
+
+    Each value holds ``kind`` (``"train"`` or ``"random"``), ``bits``, ``window_s`` and, for trained ones, the
+    settings that differ from the study's defaults (``loss_terms``, ``form``, ``cmn``, ``hash_weight``,
+    ``entropy_weight``, ``balance_weight``); unset keys take the study's values.
+
+    Raises
+    ------
+    ValueError
+        An unknown profile (naming ``ablation.profile``), a bad hash size or window.
     """
     if profile not in PROFILES:
         raise ValueError(f"ablation.profile must be one of {', '.join(PROFILES)}; got {profile!r}")
     if profile == "default":
-        return {f"random-{study_bits}": {"kind": "random", "bits": int(study_bits), "cmn": True}}
+        w = parse_windows([study_window], key="model.window_s")[0]
+        return {f"random-{study_bits}{window_suffix(w)}": {"kind": "random", "bits": int(study_bits), "cmn": True,
+                                                           "window_s": w}}
     out: dict[str, dict] = {}
-    for b in parse_bits(bits if bits else "128,256"):
-        for terms in ("mse", "mse+hash", "mse+hash+entropy"):
-            for ours in (True, False):
-                out[variant_name(b, terms, ours)] = {"kind": "train", "bits": b, "loss_terms": terms,
-                                                     "form": "working", **(OURS_ON if ours else OURS_OFF)}
-        out[f"literal-{b}"] = {"kind": "train", "bits": b, "loss_terms": "mse+hash+entropy", **LITERAL}
-        out[f"random-{b}"] = {"kind": "random", "bits": b, "cmn": True}
+    for w in parse_windows(windows if windows else "1"):
+        sfx = window_suffix(w)
+        for b in parse_bits(bits if bits else "128,256"):
+            for terms in ("mse", "mse+hash", "mse+hash+entropy"):
+                for ours in (True, False):
+                    out[variant_name(b, terms, ours, w)] = {"kind": "train", "bits": b, "loss_terms": terms,
+                                                            "form": "working", **(OURS_ON if ours else OURS_OFF),
+                                                            "window_s": w}
+            out[f"literal-{b}{sfx}"] = {"kind": "train", "bits": b, "loss_terms": "mse+hash+entropy", **LITERAL,
+                                        "window_s": w}
+            out[f"random-{b}{sfx}"] = {"kind": "random", "bits": b, "cmn": True, "window_s": w}
     return out
 
 
@@ -142,11 +181,11 @@ def uses_study_model(study: dict, variant: dict, epochs: int, study_epochs: int)
 
 def random_model(bits: int, cmn: bool, seed: int, train_X: np.ndarray) -> RandomProjection:
     """The random-projection reference at ``bits``: standardised on the clean members of the training clusters
-    (``train_X[:, 0]``, raw MFCC windows), mean-normalised per window when ``cmn``."""
+    (``train_X[:, 0]``, raw MFCC windows, whose frames set its window), mean-normalised per window when ``cmn``."""
     from .features import Standardiser
 
     stats = Standardiser.fit(train_X[:, 0], cmn=bool(cmn))
-    m = RandomProjection(bits=int(bits), seed=int(seed), cmn=bool(cmn))
+    m = RandomProjection(bits=int(bits), seed=int(seed), cmn=bool(cmn), frames=int(train_X.shape[2]))
     m.set_standardiser(stats.mean, stats.std)
     return m
 
@@ -169,15 +208,17 @@ def merge_tables(old: pd.DataFrame, new: pd.DataFrame, key: str = "variant",
     return out.sort_values("bits", kind="stable", ignore_index=True) if "bits" in out.columns else out
 
 
-def table_order(study: str, bits: Sequence[int]) -> list[str]:
-    """The order of the full grid's table: the study's model, then the grid of :func:`variants` at ``bits``."""
-    return [study] + list(variants("full", tuple(sorted(set(int(b) for b in bits)))))
+def table_order(study: str, bits: Sequence[int], windows: Sequence[float] = (1.0,)) -> list[str]:
+    """The order of the full grid's table: the study's model, then the grid of :func:`variants` at ``bits`` and
+    ``windows`` (the longer windows first)."""
+    return [study] + list(variants("full", tuple(sorted(set(int(b) for b in bits))),
+                                   windows=tuple(sorted(set(float(w) for w in windows), reverse=True))))
 
 
 class RandomProjection(SAMAF):
     """An untrained hash with SAMAF's interface: ``z = tanh(x_flat @ P / sqrt(d))`` with a seeded Gaussian ``P``.
 
-    ``x_flat`` is the standardised (and, with ``cmn``, mean-normalised) 1-s MFCC window flattened to
+    ``x_flat`` is the standardised (and, with ``cmn``, mean-normalised) MFCC window flattened to
     ``d = frames x n_mfcc`` values; the bits are the signs of a random projection (locality-sensitive hashing of the
     cosine). The LSTMs of the parent class are kept tiny and unused, so a
     :class:`~samaf_lib.systems.samaf.SAMAFSystem` can use this model as it uses a trained one.
@@ -191,7 +232,7 @@ class RandomProjection(SAMAF):
     cmn : bool
         Per-window cepstral mean normalisation before standardising.
     n_mfcc, frames : int
-        Window shape (13, 100).
+        Window shape (13, 100 for 1 s).
     """
 
     def __init__(self, bits: int = 128, seed: int = 0, cmn: bool = True, n_mfcc: int = 13,
@@ -328,14 +369,17 @@ def run_full(root: Path, bits: str | None = None, only: str = "") -> Path:
     stage = yaml.safe_load((root / "dvc.yaml").read_text())
     full_bits = parse_bits(bits if bits is not None else params.get("ablation", {}).get("full_bits", "128,256"),
                            key="ablation.full_bits" if bits is None else "--bits")
+    full_windows = parse_windows(params.get("ablation", {}).get("full_windows", "1"))
     args = stage_parameters(stage, params)
-    names = select_variants(variants("full", full_bits, study_bits=int(args["study_bits"])), only)
+    names = select_variants(variants("full", full_bits, study_bits=int(args["study_bits"]), windows=full_windows),
+                            only)
     study = root / "models" / f"samaf-{args['study_bits']}-{args['study_loss']}" / "best.pt"
     for need in (study, root / "data" / "clusters" / "train.npz"):
         if not need.exists():
             raise FileNotFoundError(f"{need.relative_to(root)} is missing: the full ablation reads the pipeline's "
                                     "outputs; run `dvc repro` (or `make repro`) first")
-    args.update(profile="full", full_bits=",".join(map(str, full_bits)), tag=FULL_TAG, only=",".join(names))
+    args.update(profile="full", full_bits=",".join(map(str, full_bits)),
+                full_windows=",".join(f"{w:g}" for w in full_windows), tag=FULL_TAG, only=",".join(names))
     dest = root / "reports" / FULL_TAG
     old = {f: pd.read_csv(dest / f) for f in ("ablation.csv", "curves.csv")
            if (dest / f).exists() and (dest / f).stat().st_size}
@@ -350,29 +394,44 @@ def run_full(root: Path, bits: str | None = None, only: str = "") -> Path:
         subprocess.run(cmd, cwd=root, check=True)
         subprocess.run([sys.executable, "-m", "samaf_lib.executed", "clean", str(executed)], cwd=root, check=True)
         shutil.move(str(executed), dest / "07_ablation.ipynb")
-        _keep_unmeasured(dest, old, study=study_variant(args["study_bits"], args["study_loss"]))
+        _keep_unmeasured(dest, old, study=study_variant(args["study_bits"], args["study_loss"],
+                                                        float(args.get("window_s", 1.0))))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return dest
 
 
 def _keep_unmeasured(dest: Path, old: dict, study: str) -> None:
-    """Put back the rows of ``old`` (file name -> table) that this run did not measure, if its study row matches;
-    the merged tables follow :func:`table_order`."""
+    """Put back the rows of ``old`` (file name -> table) that this run did not measure and that the grid still
+    defines, if every variant both runs measured measured the same (at least one: the same data and code); the
+    merged tables follow :func:`table_order`.
+
+    The study's row is always measured. When its model changed (another window gives it another name), the old
+    rows are kept only through a variant both runs measured alike, e.g. ``--only random-128``.
+    """
     from .io import write_csv
     from .report import measured_alike
 
     if "ablation.csv" not in old:
         return
     new = pd.read_csv(dest / "ablation.csv")
-    if study not in set(old["ablation.csv"].variant) or study not in set(new.variant) or not measured_alike(
-            old["ablation.csv"], new, [study]):
+    prev = old["ablation.csv"]
+    if "window_s" not in prev:  # a table from before the window was a setting: every row had 1-s windows
+        prev = prev.assign(window_s=1.0)
+    if "window_s" not in new:
+        new = new.assign(window_s=1.0)
+    shared = sorted(set(prev.variant) & set(new.variant))
+    if not shared or not measured_alike(prev, new, shared):
         return  # another model or data set: the earlier rows no longer describe this run
-    order = table_order(study, pd.concat([old["ablation.csv"]["bits"], new["bits"]]))
-    write_csv(dest / "ablation.csv", merge_tables(old["ablation.csv"], new, order=order))
+    order = table_order(study, pd.concat([prev["bits"], new["bits"]]), pd.concat([prev["window_s"],
+                                                                                   new["window_s"]]))
+    keep = set(order)
+    prev = prev[prev.variant.isin(keep)]
+    write_csv(dest / "ablation.csv", merge_tables(prev, new, order=order))
     if "curves.csv" in old:
-        write_csv(dest / "curves.csv", merge_tables(old["curves.csv"], pd.read_csv(dest / "curves.csv"),
-                                                    order=order))
+        curves = old["curves.csv"]
+        write_csv(dest / "curves.csv", merge_tables(curves[curves.variant.isin(keep)],
+                                                    pd.read_csv(dest / "curves.csv"), order=order))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -221,7 +221,7 @@ def bit_change_features(codes: np.ndarray, packed: bool | None = None) -> np.nda
 #: per bit for bit codes, counts per second of audio in log-spaced (pitch-like) bins for peak pairs and triplets;
 #: ``bag`` is the fallback for a system that exposes nothing but opaque hash codes.
 SUMMARIES: dict[str, str] = {
-    "samaf": "per hash bit, the rate of ones and the rate of change between consecutive 1-s windows "
+    "samaf": "per hash bit, the rate of ones and the rate of change between consecutive windows "
              "(2 x bits values)",
     "rafs": "per sub-fingerprint bit, the rate of ones and the rate of change between consecutive 11.6-ms "
             "sub-fingerprints (64 values)",

@@ -82,8 +82,15 @@ def study_checkpoint(bits: int = 128, loss: str = STUDY_LOSS) -> str:
     return f"models/samaf-{int(bits)}-{loss}/best.pt"
 
 
-def study_variant(bits: int = 128, loss: str = STUDY_LOSS) -> str:
+def window_suffix(window_s: float) -> str:
+    """What an ablation variant's name adds for its encoder window: nothing for 1 s (the first design's window, in
+    which the grid was first measured), ``"-0.5s"`` for 0.5 s."""
+    return "" if float(window_s) == 1.0 else f"-{float(window_s):g}s"
+
+
+def study_variant(bits: int = 128, loss: str = STUDY_LOSS, window_s: float = 1.0) -> str:
     """The ablation's name of the study's model (the train stage's, to its plateau within ``train.epochs``):
-    ``"study-128-mse"``. The grid's variant with the same settings, ``"128-mse"``, is trained with the grid's budget
-    (``ablation.epochs``); the two are one model only when the budgets are equal."""
-    return f"study-{int(bits)}-{loss}"
+    ``"study-128-mse"`` for a 1-s window, ``"study-128-mse-0.5s"`` for 0.5 s. The grid's variant with the same
+    settings, ``"128-mse"`` (``"128-mse-0.5s"``), is trained with the grid's budget (``ablation.epochs``); the two
+    are one model only when the budgets are equal."""
+    return f"study-{int(bits)}-{loss}{window_suffix(window_s)}"

@@ -82,10 +82,12 @@ def headline_table(overall: pd.DataFrame, cost: pd.DataFrame, pooled: pd.DataFra
 #: What each system of the study is, how closely it follows its original, and the deviations that remain (each
 #: module's docstring gives them in full, with the reasons).
 FIDELITY = [
-    ("samaf", "the paper's model: LSTM sequence-to-sequence autoencoder on 1-s MFCC windows, its bottleneck's signs "
-     "as a 128-bit hash; this run trains it with {terms}",
+    ("samaf", "the paper's model: LSTM sequence-to-sequence autoencoder on {window_s:g}-s MFCC windows, its "
+     "bottleneck's signs as a 128-bit hash; this run trains it with {terms}",
      "our reading: the paper leaves the cluster terms, the training data and the search open (docs/samaf.md)",
-     "hash term as a multi-positive contrastive loss and entropy term against each cluster's majority bit (the "
+     "{window_s:g}-s encoder windows (model.window_s, chosen on the validation task; the paper states a code per "
+     "second of audio); hash term as a multi-positive contrastive loss and entropy term against each cluster's "
+     "majority bit (the "
      "literal first reading is kept as a variant); per-window cepstral mean normalisation and a bit-balance term "
      "(ours, in the ablation); references hashed every {db_hop_s:g} s (hash.db_hop_s); exact Hamming search with "
      "voting and verification"),
@@ -124,15 +126,16 @@ LOSS_WORDS = {
 }
 
 
-def fidelity_table(db_hop_s: float = 0.1, loss: str = "mse+hash+entropy") -> pd.DataFrame:
+def fidelity_table(db_hop_s: float = 0.1, loss: str = "mse+hash+entropy", window_s: float = 1.0) -> pd.DataFrame:
     """:data:`FIDELITY` as a table: ``system, what it is, fidelity, known deviations``.
 
     ``db_hop_s`` is SAMAF's reference hop of the run (``hash.db_hop_s``), named in its deviations; ``loss`` the loss
-    terms of the run's model (``hash.loss``), named in what it is.
+    terms of the run's model (``hash.loss``), named in what it is; ``window_s`` its encoder window
+    (``model.window_s``).
     """
     terms = LOSS_WORDS.get(loss, f"the loss terms {loss} (hash.loss)")
-    rows = [tuple(c.replace("{db_hop_s:g}", f"{db_hop_s:g}").replace("{terms}", terms) for c in row)
-            for row in FIDELITY]
+    rows = [tuple(c.replace("{db_hop_s:g}", f"{db_hop_s:g}").replace("{terms}", terms)
+                  .replace("{window_s:g}", f"{float(window_s):g}") for c in row) for row in FIDELITY]
     return pd.DataFrame(rows, columns=["system", "what it is", "fidelity", "known deviations"])
 
 
@@ -149,9 +152,11 @@ def paired_table(paired_by_length: pd.DataFrame) -> pd.DataFrame:
 
 
 def study_variant(params: dict) -> str:
-    """The ablation's name of the model evaluated as ``samaf``: ``"study-<hash.bits>-<hash.loss>"``."""
+    """The ablation's name of the model evaluated as ``samaf``: ``"study-<hash.bits>-<hash.loss>"``, with its
+    window when it is not 1 s (``"study-128-mse-0.5s"``, ``model.window_s``)."""
     h = params.get("hash", {})
-    return paths.study_variant(h.get("bits", 128), h.get("loss", STUDY_LOSS))
+    return paths.study_variant(h.get("bits", 128), h.get("loss", STUDY_LOSS),
+                               params.get("model", {}).get("window_s", 1.0))
 
 
 def ablation_table(ablation: pd.DataFrame, study: str | None = None) -> pd.DataFrame:
@@ -171,6 +176,7 @@ def ablation_table(ablation: pd.DataFrame, study: str | None = None) -> pd.DataF
                           and c[5:-1].replace(".", "").isdigit()], key=lambda c: float(c[5:-1]))
     out = pd.DataFrame({
         "variant": ablation.variant,
+        "window": ablation.get("window_s", pd.Series(1.0, ablation.index)).map(lambda v: f"{v:g} s"),
         "bits": ablation.bits,
         "epochs": [("-" if str(terms).startswith("none") else "?") if pd.isna(v) else f"{int(v)}" for v, terms in
                    zip(ablation.get("epochs_run", pd.Series(np.nan, ablation.index)), ablation.loss_terms)],
@@ -258,10 +264,13 @@ def results_markdown(headline: pd.DataFrame, claims: pd.DataFrame, metrics: dict
     if ablation is not None and not ablation.empty:
         a = params.get("ablation", {})
         study = study_variant(params)
-        grid_bits = sorted(set(ablation.bits[ablation.variant != study]))
-        counts = ablation.bits[ablation.variant != study].value_counts()
-        sizes = ", ".join(f"{b} bits ({counts[b]} variants)" for b in grid_bits)
-        which = (f"the full grid, `make repro-full`, at {sizes}"
+        grid = ablation[ablation.variant != study]
+        windows = grid.get("window_s", pd.Series(1.0, grid.index))
+        counts = pd.DataFrame({"w": windows, "b": grid.bits}).value_counts()
+        sizes = "; ".join(f"{w:g}-s windows at " + ", ".join(f"{b} bits ({counts[(w, b)]} variants)"
+                                                             for b in sorted(set(grid.bits[windows == w])))
+                          for w in sorted(set(windows), reverse=True))
+        which = (f"the full grid, `make repro-full`: {sizes}"
                  if ablation_full else f"profile `{a.get('profile', '?')}`")
         t = params.get("train", {})
         budget = (f"`{study}` is the study's model, trained until {t.get('patience', '?')} epochs passed without a "

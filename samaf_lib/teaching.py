@@ -572,7 +572,8 @@ def samaf_reconstruction(system_or_model: Any, window_mfcc: np.ndarray, *,
 
 def samaf_bits(system: Any, clean_second: np.ndarray, sr: int, distortions_list: Sequence[tuple[str, Any]], *,
                seed: int = 0) -> tuple[Figure, dict[str, Any]]:
-    """SAMAF's code of one 1-s window, clean and after each distortion, as rows of bits.
+    """SAMAF's code of the first window (the model's length: 1 s or 0.5 s), clean and after each distortion, as rows
+    of bits.
 
     Each distorted copy is made from the whole of ``clean_second`` (``distortions.distort(..., seed=seed)``), and
     its window starting at 0 s is hashed with the system's model, as a query window at that place would be (a copy
@@ -627,7 +628,8 @@ def samaf_bits(system: Any, clean_second: np.ndarray, sr: int, distortions_list:
     for r in range(1, len(labels)):                           # mark where each row differs from the clean code
         cols = np.flatnonzero(bits[r] != bits[0])
         ax.scatter(cols, np.full(cols.size, r), marker="|", s=200, color="tab:red", linewidths=2)
-    ax.set_title(f"SAMAF {n_bits}-bit codes of the 1-s window at 0 s; d = Hamming distance to the clean code "
+    ax.set_title(f"SAMAF {n_bits}-bit codes of the {system.features.window_s:g}-s window at 0 s; d = Hamming "
+                 "distance to the clean code "
                  f"(red: differing bits; unrelated codes: about {n_bits // 2})\n"
                  + "; ".join(f"{lab}: d = {d}" for lab, d in zip(labels[1:], dist[1:])))
     info = {"labels": labels, "bits": bits, "hamming": dist, "n_bits": n_bits}

@@ -1,4 +1,4 @@
-"""Training SAMAF on clusters of similar 1-s windows (docs/samaf.md, "Training").
+"""Training SAMAF on clusters of similar windows (docs/samaf.md, "Training").
 
 A cluster ("similar set") is one clean training segment plus distorted, slightly shifted copies of it. A batch
 holds ``batch_clusters`` clusters with ``members`` of their copies each (drawn at random, without replacement).
@@ -205,6 +205,29 @@ def _check_clusters(name: str, X: np.ndarray, model: SAMAF) -> np.ndarray:
     if not np.all(np.isfinite(X)):
         raise ValueError(f"{name} holds NaN or infinite values")
     return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def crop_windows(X: np.ndarray, frames: int, name: str = "clusters") -> np.ndarray:
+    """The middle ``frames`` frames of every window of ``X`` (``(..., F, n_mfcc)``, ``F >= frames``), contiguous.
+
+    The cluster bank holds 1-s windows (100 frames); a model with a shorter window (``model.window_s``) trains on
+    their middles, so each copy of a cluster keeps the shift it was drawn with (docs/samaf.md, "The window").
+    ``frames == F`` returns ``X`` itself.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``: ``frames`` is not between 1 and the windows' frames.
+    """
+    X = np.asarray(X)
+    have = int(X.shape[-2]) if X.ndim >= 2 else 0
+    if not 1 <= int(frames) <= have:
+        raise ValueError(f"{name}: a window of {frames} frames does not fit the stored windows of {have} frames; "
+                         "model.window_s may be at most the cluster bank's window (1 s)")
+    if int(frames) == have:
+        return X
+    start = (have - int(frames)) // 2
+    return np.ascontiguousarray(X[..., start:start + int(frames), :])
 
 
 def _data_signature(X: np.ndarray) -> list:

@@ -84,7 +84,8 @@ def test_ablation_grids():
     half = ablation.variants("full", (128,))
     assert len(half) == 8 and all(v["bits"] == 128 for v in half.values())
     # the default trains nothing: the random projection at the study's bits beside the study's model
-    assert ablation.variants("default") == {"random-128": {"kind": "random", "bits": 128, "cmn": True}}
+    assert ablation.variants("default") == {"random-128": {"kind": "random", "bits": 128, "cmn": True,
+                                                           "window_s": 1.0}}
     assert set(ablation.variants("default", study_bits=64)) == {"random-64"}
     with pytest.raises(ValueError, match="ablation.profile"):
         ablation.variants("huge")
@@ -173,7 +174,7 @@ def test_which_variant_is_the_study_model():
     """The study's row is the train stage's model; the grid's variant with the study's settings is that model only
     when the two budgets are equal; no other variant is."""
     study = {"bits": 128, "loss_terms": "mse", "form": "working", "cmn": True, "hash_weight": 1.0,
-             "entropy_weight": 0.1, "balance_weight": 0.1}
+             "entropy_weight": 0.1, "balance_weight": 0.1, "window_s": 1.0}
     grid = ablation.variants("full", (128, 256))
     same = grid["128-mse"]
     assert ablation.variant_settings(study, same) == study

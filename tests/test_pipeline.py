@@ -190,9 +190,10 @@ def test_repro_full_runs_the_grid_and_the_report_shows_it(smoke):
     proc = subprocess.run(["make", "-o", f"{venv}/.installed", "repro-full", f"VENV={venv}"], cwd=root, env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-    bits = ablation.parse_bits(yaml.safe_load((root / "params.yaml").read_text())["ablation"]["full_bits"])
+    section = yaml.safe_load((root / "params.yaml").read_text())["ablation"]
+    bits, windows = ablation.parse_bits(section["full_bits"]), ablation.parse_windows(section["full_windows"])
     table = pd.read_csv(root / "reports" / "ablation_full" / "ablation.csv")
-    grid = ablation.variants("full", bits)
+    grid = ablation.variants("full", bits, windows=windows)
     assert list(table.variant[1:]) == list(grid) and table.study_model.tolist() == [1] + [0] * len(grid)
     assert table.top1.between(0, 1).all() and table.val_top1.between(0, 1).all()
     curves = pd.read_csv(root / "reports" / "ablation_full" / "curves.csv")
@@ -200,9 +201,10 @@ def test_repro_full_runs_the_grid_and_the_report_shows_it(smoke):
     nb = json.loads((root / "reports" / "ablation_full" / "07_ablation.ipynb").read_text())
     assert executed.problems(nb) == [] and '"start_time"' not in json.dumps(nb)
     assert not list((root / "reports").glob(".ablation_full-*")), "a work folder left behind"
-    sizes = ", ".join(map(str, bits))
+    sizes = f"{windows[0]:g}-s windows at " + ", ".join(f"{b} bits ({len(grid) // len(bits)} variants)" for b in bits)
     for doc in ("docs/results.md", "README.md"):
         text = (root / doc).read_text()
-        assert f"the full grid, `make repro-full`, at {sizes} bits" in text and f"literal-{bits[0]}" in text, doc
+        assert f"the full grid, `make repro-full`: {sizes}" in text, doc
+        assert f"literal-{bits[0]}{ablation.window_suffix(windows[0])}" in text, doc
     again = subprocess.run([str(BIN / "dvc"), "repro"], cwd=root, env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout

@@ -94,7 +94,7 @@ def test_full_ablation_is_shown_only_when_it_measured_this_run(tmp_path):
     claims = pd.DataFrame({"claim": ["a"], "verdict": ["holds"], "evidence": ["x"]})
     md = report.results_markdown(pd.DataFrame({"system": ["samaf"]}), claims, {}, params, [], ablation=grid,
                                  ablation_full=True)
-    assert "the full grid, `make repro-full`, at 128 bits (4 variants)" in md and "literal-128" in md
+    assert "the full grid, `make repro-full`: 1-s windows at 128 bits (4 variants)" in md and "literal-128" in md
     md = report.results_markdown(pd.DataFrame({"system": ["samaf"]}), claims, {}, params, [], ablation=default,
                                  ablation_note=note)
     assert "profile `default`" in md and note in md

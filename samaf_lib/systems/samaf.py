@@ -1,6 +1,7 @@
-"""SAMAF as a fingerprinting system (docs/study.md, Systems): 1-s MFCC windows -> SAMAF hash -> Hamming index -> aligned votes.
+"""SAMAF as a fingerprinting system (docs/study.md, Systems): MFCC windows -> SAMAF hash -> Hamming index -> aligned votes.
 
-Database. References are cut into 1-s windows every ``db_hop_s`` (0.25 s); each window's MFCCs are standardised
+Database. References are cut into windows of the model's length (its ``frames``: 100 frames, 1 s, or 50, 0.5 s;
+``model.window_s``) every ``db_hop_s`` (0.25 s); each window's MFCCs are standardised
 with the model's training statistics and encoded (batched, without gradients) into a ``bits``-bit hash, packed
 into ``bits / 8`` bytes and stored in a faiss binary index, with two parallel arrays: the reference of each window
 and its start time.
@@ -19,7 +20,7 @@ how similar all speech looks to the model, so negatives score as high as many po
 reference window in the query's span is compared with the query window nearest to it in time, and the agreement is
 the mean of ``1 - 2 d / bits`` (1 for identical codes, about 0 for unrelated balanced codes; reference windows
 missing from the span count 0). The best (reference, offset) wins. Its **score** is its agreement minus the
-best agreement of a *different* alignment (another verified reference, or the same one at least 1 s away): a
+best agreement of a *different* alignment (another verified reference, or the same one at least a window away): a
 margin that removes the agreement any speech reaches at its best alignment, which varies from query to query.
 ``offset_s`` is the winning offset (query-hop resolution). ``verify=0`` skips step 2 and returns the vote score.
 
@@ -52,6 +53,7 @@ import numpy as np
 from ..audio import SILENCE_RMS, AudioError, check_audio, resample, rms
 from ..features import MFCCConfig, mfcc_frames, window_starts, windows_from_frames
 from ..hashing import INDEX_KINDS, HammingIndex, _as_numpy, hamming, pack
+from ..encoder_input import window_seconds
 from ..numpy_encoder import NumpyEncoder
 from ..paths import STUDY_LOSS, project_root
 from .base import NO_MATCH, Match, check_record
@@ -207,7 +209,7 @@ class SAMAFSystem:
             "max_distance": None if max_distance is None else int(max_distance), "min_score": float(min_score),
             "verify": int(verify), "device": device, "batch_size": int(batch_size), "index": index,
         }
-        self.features = MFCCConfig(n_mfcc=self.model.config["n_mfcc"])
+        self.features = _model_features(self.model.config)
         if self.features.frames_per_window != self.model.config["frames"]:
             raise ValueError(f"the model expects {self.model.config['frames']} frames per window, the features "
                              f"give {self.features.frames_per_window}")
@@ -302,12 +304,12 @@ class SAMAFSystem:
 
     # -- the Fingerprinter interface ---------------------------------------------------------------------------
     def add(self, ref_id: str, audio: np.ndarray, sr: int) -> None:
-        """Hash the 1-s windows of a reference every ``db_hop_s`` and index them.
+        """Hash the windows of a reference every ``db_hop_s`` and index them.
 
         Raises
         ------
         AudioError
-            Empty, stereo, non-finite, silent or shorter than 1 s (the message names ``ref_id``).
+            Empty, stereo, non-finite, silent or shorter than one window (the message names ``ref_id``).
         ValueError
             ``ref_id`` is already in the database, or is not a non-empty string.
         """
@@ -332,7 +334,7 @@ class SAMAFSystem:
         a16 = self._prepare(a, sr)
         windows, times, loud = self._windows(a16, self.params["db_hop_s"])
         if not loud.any():
-            raise AudioError(f"reference {ref_id!r}: no 1-s window is louder than the silence level "
+            raise AudioError(f"reference {ref_id!r}: no window is louder than the silence level "
                              f"(RMS {SILENCE_RMS:g}); nothing to fingerprint")
         return windows[loud], times[loud], a.size / sr
 
@@ -378,7 +380,7 @@ class SAMAFSystem:
         self._store(ref_id, codes, r["times"], float(r["seconds"]))
 
     def fingerprint(self, audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
-        """The hashes of a clip's 1-s windows every ``db_hop_s``.
+        """The hashes of a clip's windows every ``db_hop_s``.
 
         Unlike the other systems, whose codes are one integer each, SAMAF's codes are returned packed:
         ``codes`` is ``(n, bits / 8)`` uint8 (unpack with :func:`samaf_lib.hashing.unpack` for the bits), since a
@@ -405,7 +407,7 @@ class SAMAFSystem:
     def identify(self, audio: np.ndarray, sr: int) -> Match:
         """Best reference and offset for a query (see the module docs for the score).
 
-        Returns ``Match(None, 0.0, 0.0)`` for an empty database, a query shorter than one 1-s window, a silent
+        Returns ``Match(None, 0.0, 0.0)`` for an empty database, a query shorter than one window, a silent
         query or no hit within ``max_distance``; ``Match(None, offset, score)`` when the best score is below
         ``min_score`` (with ``min_score=0`` the best candidate is always returned when there is one).
 
@@ -558,7 +560,7 @@ class SAMAFSystem:
         offset : float
             Its offset in seconds.
         far_best : float
-            Highest agreement at offsets at least one window (1 s) from ``offset`` (``-inf`` when none).
+            Highest agreement at offsets at least one window from ``offset`` (``-inf`` when none).
         """
         lo, hi = self._ref_span[ref]
         times = self._win_time[lo:hi].astype(np.float64)
@@ -648,7 +650,7 @@ class SAMAFSystem:
         """Database size and the hash's bit rate.
 
         ``bits_per_second`` is what is stored per second of reference audio (``bits / db_hop_s``: 256 for 128 bits
-        every 0.5 s); ``hash_bits_per_second`` is the hash itself (``bits`` per 1-s window). ``bytes`` counts the
+        every 0.5 s); ``hash_bits_per_second`` is the hash itself (``bits`` per window: ``bits`` / the window's seconds). ``bytes`` counts the
         packed codes plus the per-window reference index (int32) and start time (float32).
         """
         nbytes = int(self._codes.nbytes + self._win_ref.nbytes + self._win_time.nbytes)
@@ -780,7 +782,7 @@ def _effective_hop(cfg: MFCCConfig, hop_s: float) -> float:
 def _stats(params: dict, model_config: dict, n_refs: int, n_windows: int, nbytes: int, seconds: float) -> dict:
     """The dictionary :meth:`SAMAFSystem.stats` returns (shared with :meth:`SAMAFSystem.read_stats`)."""
     bits = int(params["bits"])
-    features = MFCCConfig(n_mfcc=model_config["n_mfcc"])
+    features = _model_features(model_config)
     return {
         "name": SAMAFSystem.name,
         "references": n_refs,
@@ -789,10 +791,15 @@ def _stats(params: dict, model_config: dict, n_refs: int, n_windows: int, nbytes
         "bytes": nbytes,
         "bytes_per_second": nbytes / seconds if seconds else 0.0,
         "bits_per_second": bits / _effective_hop(features, params["db_hop_s"]),
-        "hash_bits_per_second": float(bits),
+        "hash_bits_per_second": bits / features.window_s,
         "params": dict(params),
         "model": dict(model_config),
     }
+
+
+def _model_features(model_config: dict) -> MFCCConfig:
+    """The MFCC settings of a model's windows: its coefficients and a window of its ``frames`` (100: 1 s)."""
+    return MFCCConfig(n_mfcc=int(model_config["n_mfcc"]), window_s=window_seconds(model_config["frames"]))
 
 
 def _npy_shape(fh) -> tuple[tuple[int, ...], np.dtype]:
