@@ -121,10 +121,15 @@ def test_smoke_dvc_repro(smoke):
     # the ablation's row of the study's model reuses the hash stage's answers: it measures what the evaluation does
     import pandas as pd
 
+    from samaf_lib.paths import window_suffix
+
     table = pd.read_csv(root / "reports" / "ablation" / "ablation.csv").set_index("variant")
-    assert list(table.index) == ["study-128-mse", "random-128"] and table.study_model.tolist() == [1, 0]
-    assert round(table.loc["study-128-mse", "top1"], 4) == headline["samaf"]["top1"]
-    assert table.loc["study-128-mse", "epochs_run"] == 3 and pd.isna(table.loc["random-128", "epochs_run"])
+    sfx = window_suffix(yaml.safe_load((root / "params.yaml").read_text())["model"]["window_s"])  # "-0.5s"
+    study, rand = f"study-128-mse{sfx}", f"random-128{sfx}"
+    assert list(table.index) == [study, rand] and table.study_model.tolist() == [1, 0]
+    assert table.window_s.tolist() == [0.5, 0.5]
+    assert round(table.loc[study, "top1"], 4) == headline["samaf"]["top1"]
+    assert table.loc[study, "epochs_run"] == 3 and pd.isna(table.loc[rand, "epochs_run"])
     for kind in ("by_length", "by_distortion"):
         assert sorted(p.stem for p in (root / "reports" / "plots" / kind).glob("*.csv")) == sorted(headline)
     shown = subprocess.run([str(BIN / "dvc"), "metrics", "show"], cwd=root, env=_env(root), capture_output=True,
