@@ -121,7 +121,8 @@ FIDELITY = [
 LOSS_WORDS = {
     "mse": "reconstruction alone (hash.loss: mse, the best on the validation task; the paper's hash and "
            "bitwise-entropy terms are in the ablation)",
-    "mse+hash": "reconstruction and the hash term (hash.loss: mse+hash; the bitwise-entropy term is in the ablation)",
+    "mse+hash": "reconstruction and the paper's hash term (hash.loss: mse+hash, the best on the validation task; the "
+                "bitwise-entropy term is in the ablation)",
     "mse+hash+entropy": "the paper's three terms: reconstruction, hash and bitwise entropy",
 }
 

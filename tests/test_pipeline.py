@@ -121,11 +121,11 @@ def test_smoke_dvc_repro(smoke):
     # the ablation's row of the study's model reuses the hash stage's answers: it measures what the evaluation does
     import pandas as pd
 
-    from samaf_lib.paths import window_suffix
+    from samaf_lib.paths import STUDY_LOSS, window_suffix
 
     table = pd.read_csv(root / "reports" / "ablation" / "ablation.csv").set_index("variant")
     sfx = window_suffix(yaml.safe_load((root / "params.yaml").read_text())["model"]["window_s"])  # "-0.5s"
-    study, rand = f"study-128-mse{sfx}", f"random-128{sfx}"
+    study, rand = f"study-128-{STUDY_LOSS}{sfx}", f"random-128{sfx}"
     assert list(table.index) == [study, rand] and table.study_model.tolist() == [1, 0]
     assert table.window_s.tolist() == [0.5, 0.5]
     assert round(table.loc[study, "top1"], 4) == headline["samaf"]["top1"]

@@ -52,8 +52,8 @@ import numpy as np
 
 from ..audio import SILENCE_RMS, AudioError, check_audio, resample, rms
 from ..features import MFCCConfig, mfcc_frames, window_starts, windows_from_frames
-from ..hashing import INDEX_KINDS, HammingIndex, _as_numpy, hamming, pack
 from ..encoder_input import window_seconds
+from ..hashing import INDEX_KINDS, HammingIndex, _as_numpy, hamming, pack
 from ..numpy_encoder import NumpyEncoder
 from ..paths import STUDY_LOSS, project_root
 from .base import NO_MATCH, Match, check_record
@@ -650,8 +650,9 @@ class SAMAFSystem:
         """Database size and the hash's bit rate.
 
         ``bits_per_second`` is what is stored per second of reference audio (``bits / db_hop_s``: 256 for 128 bits
-        every 0.5 s); ``hash_bits_per_second`` is the hash itself (``bits`` per window: ``bits`` / the window's seconds). ``bytes`` counts the
-        packed codes plus the per-window reference index (int32) and start time (float32).
+        every 0.5 s); ``hash_bits_per_second`` is the hash itself (``bits`` per window: ``bits`` / the window's
+        seconds). ``bytes`` counts the packed codes plus the per-window reference index (int32) and start time
+        (float32).
         """
         nbytes = int(self._codes.nbytes + self._win_ref.nbytes + self._win_time.nbytes)
         return _stats(self.params, self.model.config, len(self._refs), int(self._codes.shape[0]), nbytes,
