@@ -122,6 +122,21 @@ def test_study_loss_is_one_setting():
     assert cli.DEFAULT_MODEL == expect == samaf.DEFAULT_CHECKPOINT.format(bits=params["hash"]["bits"])
 
 
+def test_notebook_defaults_name_the_study_loss():
+    """Run on their own (JupyterLab, nbval), the training, hashing and ablation notebooks default to the study's
+    loss terms, so that after `make repro` they find the model the pipeline trained."""
+    import json
+
+    from samaf_lib import paths
+
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    for name, key in [("02_train.ipynb", "loss_terms"), ("03_hash.ipynb", "loss_terms"),
+                      ("07_ablation.ipynb", "study_loss")]:
+        cells = json.loads((root / name).read_text())["cells"]
+        source = next("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+        assert f'{key} = "{paths.STUDY_LOSS}"' in source, name
+
+
 def test_full_grid_takes_the_ablation_stage_settings():
     """`make repro-full` passes the notebook every parameter the ablation stage passes, filled in from params.yaml."""
     import json
